@@ -1,0 +1,101 @@
+"""Training images/s of regulab's epoch against a bare PyTorch loop of the same network.
+
+    python bench/throughput.py [--data PATH] [--repeats 2] [--precisions bf16,fp32] [--threads 2]
+
+Both sides train the seed network at batch 32 on the same data for whole epochs (a short burst
+hides the slow-down some CPUs show as training goes on). The bare loop is the floor of what
+PyTorch can do here: a random permutation, gather, forward, loss, backward, fused Adam, and
+nothing else. regulab's epoch adds its L2 penalty, Keras's Adam epsilon, per-sample metrics and
+its run folder. Runs alternate between the two so drift in the machine hits both alike; the
+table gives medians. JSON goes to bench/results/throughput.json.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from regulab import data as data_lib
+from regulab.config import make_config
+from regulab.models import create_model
+from regulab.train import autocast, native_bf16, train
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def bare_epoch(splits, precision: str, batch_size: int) -> float:
+    """One epoch of the plainest fast loop; returns training images/s."""
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    model = create_model("seed-cnn").to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    x, y = splits.train
+    started = time.perf_counter()
+    for idx in torch.randperm(len(y)).split(batch_size):
+        with autocast(device, precision):
+            loss = F.cross_entropy(model(x[idx].contiguous(memory_format=torch.channels_last)).float(), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return len(y) / (time.perf_counter() - started)
+
+
+def regulab_epoch(splits, precision: str, data: str) -> tuple[float, float]:
+    """One epoch of regulab's own training; returns (training images/s, epoch seconds with validation)."""
+    with tempfile.TemporaryDirectory() as out:
+        cfg = make_config("seed", epochs=1, precision=precision, device="cpu", out=out, data=data)
+        train(cfg, splits=splits, log=lambda *_: None, progress=False)
+        row = json.loads((Path(out) / "history.json").read_text())[0]
+    return row["images_per_s"], row["seconds"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="CIFAR-10 archive (default: $REGULAB_DATA, cache, or download)")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--precisions", default="bf16,fp32")
+    parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    raw = data_lib.load_cifar10(args.data)
+    splits = data_lib.prepare(raw)
+    cpu = torch.device("cpu")
+    rows = []
+    for precision in args.precisions.split(","):
+        if precision == "bf16" and not native_bf16(cpu):
+            print("skipping bf16: this CPU has no native bf16", file=sys.stderr)
+            continue
+        bare, tool, epoch_s = [], [], []
+        for _ in range(args.repeats):
+            bare.append(bare_epoch(splits, precision, 32))
+            ips, seconds = regulab_epoch(splits, precision, raw.source)
+            tool.append(ips)
+            epoch_s.append(seconds)
+        rows.append({"precision": precision, "bare_images_per_s": statistics.median(bare),
+                     "regulab_images_per_s": statistics.median(tool),
+                     "regulab_over_bare": statistics.median(tool) / statistics.median(bare),
+                     "regulab_epoch_seconds": statistics.median(epoch_s),
+                     "runs": {"bare": bare, "regulab": tool, "regulab_epoch_seconds": epoch_s}})
+
+    print(f"{'precision':<10}{'bare img/s':>12}{'regulab img/s':>15}{'ratio':>8}{'epoch s (with val)':>20}")
+    for r in rows:
+        print(f"{r['precision']:<10}{r['bare_images_per_s']:>12,.0f}{r['regulab_images_per_s']:>15,.0f}"
+              f"{r['regulab_over_bare']:>8.2f}{r['regulab_epoch_seconds']:>20.1f}")
+    RESULTS.mkdir(exist_ok=True)
+    info = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "train_images": len(splits.train[1]), "repeats": args.repeats, "rows": rows}
+    (RESULTS / "throughput.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

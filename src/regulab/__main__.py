@@ -1,0 +1,5 @@
+import sys
+
+from regulab.cli import main
+
+sys.exit(main())

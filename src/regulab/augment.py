@@ -1,0 +1,111 @@
+"""Data augmentation on whole batches of tensors: one call per batch, no per-image Python loop.
+
+Every function takes a (N, C, H, W) batch and a torch.Generator, so a run's augmentation is
+reproducible and its state can be checkpointed. Mixup and cutmix also mix the targets, which
+are therefore class-probability rows (N, classes) rather than indices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _uniform_ints(high: int, n: int, generator: torch.Generator, device) -> torch.Tensor:
+    return torch.randint(0, high, (n,), generator=generator).to(device)
+
+
+def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of the images left-right."""
+    mirrored = torch.rand(len(x), generator=generator).to(x.device) < 0.5
+    return torch.where(mirrored.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Pad with zeros (the mean, after normalization) and cut each image back at a random offset."""
+    n, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = _uniform_ints(2 * pad + 1, n, generator, x.device)
+    dx = _uniform_ints(2 * pad + 1, n, generator, x.device)
+    rows = (dy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (dx.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1, 1), torch.arange(c, device=x.device).view(1, c, 1, 1), rows, cols]
+
+
+def _boxes(n: int, h: int, w: int, size_h: torch.Tensor, size_w: torch.Tensor, generator, device) -> torch.Tensor:
+    """A boolean (N, 1, H, W) mask per image: a box of the given size centred anywhere, clipped
+    at the border (so a box near the edge covers less, as in the cutout and cutmix papers)."""
+    cy = _uniform_ints(h, n, generator, device).view(n, 1, 1, 1)
+    cx = _uniform_ints(w, n, generator, device).view(n, 1, 1, 1)
+    yy = torch.arange(h, device=device).view(1, 1, h, 1)
+    xx = torch.arange(w, device=device).view(1, 1, 1, w)
+    top, left = cy - size_h.view(-1, 1, 1, 1) // 2, cx - size_w.view(-1, 1, 1, 1) // 2
+    return (yy >= top) & (yy < top + size_h.view(-1, 1, 1, 1)) & (xx >= left) & (xx < left + size_w.view(-1, 1, 1, 1))
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero a size x size square (clipped at the border) at a random place in each image."""
+    n, _, h, w = x.shape
+    side = torch.full((n,), size, device=x.device)
+    return x.masked_fill(_boxes(n, h, w, side, side, generator, x.device), 0.0)
+
+
+def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float, generator: torch.Generator, rng: np.random.Generator):
+    """Blend each image and its target with another of the batch, by one Beta(alpha, alpha) weight."""
+    lam = float(rng.beta(alpha, alpha))
+    partner = torch.randperm(len(x), generator=generator).to(x.device)
+    return lam * x + (1 - lam) * x[partner], lam * target + (1 - lam) * target[partner]
+
+
+def cutmix(x: torch.Tensor, target: torch.Tensor, alpha: float, generator: torch.Generator, rng: np.random.Generator):
+    """Paste a box from another image of the batch; targets mix by the pasted box's true area."""
+    n, _, h, w = x.shape
+    lam = float(rng.beta(alpha, alpha))
+    cut = (1 - lam) ** 0.5
+    size_h = torch.full((n,), int(h * cut), device=x.device)
+    size_w = torch.full((n,), int(w * cut), device=x.device)
+    box = _boxes(n, h, w, size_h, size_w, generator, x.device)
+    partner = torch.randperm(n, generator=generator).to(x.device)
+    pasted = box.float().mean(dim=(1, 2, 3)).view(n, 1)  # clipped at the border: use the real area
+    return torch.where(box, x[partner], x), (1 - pasted) * target + pasted * target[partner]
+
+
+class BatchAugment:
+    """The run's augmentation: the chosen ops in a fixed order, then mixup or cutmix.
+
+    It owns its random generators (seeded from the run's seed) so that a checkpoint can save
+    and restore them, and a resumed run augments exactly as an uninterrupted one.
+    """
+
+    def __init__(self, ops: str = "", crop_pad: int = 4, cutout_size: int = 8, mixup_alpha: float = 0.0,
+                 cutmix_alpha: float = 0.0, num_classes: int = 10, seed: int = 0):
+        self.ops = [op for op in ("crop", "flip", "cutout") if op in ops.split(",")]
+        self.crop_pad, self.cutout_size = crop_pad, cutout_size
+        self.mixup_alpha, self.cutmix_alpha, self.num_classes = mixup_alpha, cutmix_alpha, num_classes
+        self.generator = torch.Generator().manual_seed(seed + 1)  # apart from the shuffling stream
+        self.rng = np.random.default_rng(seed + 1)
+
+    def __bool__(self) -> bool:
+        return bool(self.ops or self.mixup_alpha or self.cutmix_alpha)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented images, and targets: class indices, or probability rows once mixed."""
+        if "crop" in self.ops:
+            x = random_crop(x, self.crop_pad, self.generator)
+        if "flip" in self.ops:
+            x = flip(x, self.generator)
+        if "cutout" in self.ops:
+            x = cutout(x, self.cutout_size, self.generator)
+        mixers = [(fn, a) for fn, a in ((mixup, self.mixup_alpha), (cutmix, self.cutmix_alpha)) if a]
+        if not mixers:
+            return x, y
+        fn, alpha = mixers[int(self.rng.integers(len(mixers)))]
+        target = torch.nn.functional.one_hot(y, self.num_classes).float()
+        return fn(x, target, alpha, self.generator, self.rng)
+
+    def state_dict(self) -> dict:
+        return {"torch": self.generator.get_state(), "numpy": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["torch"])
+        self.rng.bit_generator.state = state["numpy"]

@@ -1,0 +1,114 @@
+"""A run folder: config, history, metrics and weights, each written atomically.
+
+Every file is written to a temporary name, flushed to disk and renamed over the old one, so a
+process killed at any moment leaves either the previous version or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from regulab.errors import RegulabError
+
+CONFIG, HISTORY_CSV, HISTORY_JSON, METRICS = "config.json", "history.csv", "history.json", "metrics.json"
+BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoint.pt", "curves.png"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RegulabError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose another --out") from None
+
+
+def matching_state(state, model: torch.nn.Module, source: Path) -> dict:
+    """`state` if it is a state_dict with exactly the model's tensor names and shapes."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = None
+    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+        found = {k: tuple(v.shape) for k, v in state.items()}
+    if found != expected:
+        raise RegulabError(f"{source} holds weights for a different model; use the run folder it was trained in")
+    return state
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, overwrite: bool = False) -> "RunDir":
+        run = cls(path)
+        if run.finished() and not overwrite:
+            raise RegulabError(f"{run.path} already holds a finished run; pass --overwrite or choose another --out")
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegulabError(f"cannot create {run.path} ({exc.strerror}); choose another --out") from None
+        if not os.access(run.path, os.W_OK):
+            raise RegulabError(f"{run.path} is not writable; choose another --out")
+        return run
+
+    def finished(self) -> bool:
+        return (self.path / METRICS).is_file()
+
+    def write_json(self, name: str, obj) -> None:
+        atomic_write(self.path / name, (json.dumps(obj, indent=2) + "\n").encode())
+
+    def read_json(self, name: str):
+        file = self.path / name
+        try:
+            return json.loads(file.read_text())
+        except FileNotFoundError:
+            raise RegulabError(f"{file} is missing; is {self.path} a regulab run folder?") from None
+        except (OSError, ValueError) as exc:
+            raise RegulabError(f"{file} is unreadable ({exc}); re-run the training") from None
+
+    def write_history(self, rows: list[dict]) -> None:
+        self.write_json(HISTORY_JSON, rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(self.path / HISTORY_CSV, text.getvalue().encode())
+
+    def save(self, name: str, obj) -> None:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        atomic_write(self.path / name, buffer.getvalue())
+
+    def load(self, name: str):
+        """A saved object, read with weights_only so a crafted file cannot run code."""
+        file = self.path / name
+        if not file.is_file():
+            raise RegulabError(f"{file} is missing; is {self.path} a regulab run folder?")
+        try:
+            return torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many kinds for a bad file; all mean the same here
+            reason = "it holds code or objects that are not plain tensors" if "GLOBAL" in str(exc) else "it is corrupt or truncated"
+            raise RegulabError(f"cannot load {file}: {reason}; use a checkpoint that regulab wrote, or train again") from None
+
+    def load_weights(self, name: str, model: torch.nn.Module) -> dict:
+        """A state_dict from the folder, checked against the model it is meant for."""
+        return matching_state(self.load(name), model, self.path / name)
+
+    def load_checkpoint(self) -> dict:
+        if self.finished():
+            raise RegulabError(f"{self.path} already holds a finished run; there is nothing to resume")
+        checkpoint = self.load(CHECKPOINT)
+        keys = {"epoch", "model", "optimizer", "shuffle_rng", "torch_rng", "history", "best_score", "best_epoch"}
+        if not isinstance(checkpoint, dict) or not keys <= set(checkpoint):
+            raise RegulabError(f"{self.path / CHECKPOINT} is not a regulab checkpoint; train again without --resume")
+        return checkpoint

@@ -1,0 +1,331 @@
+"""Training with Keras's semantics, as fast as the machine allows.
+
+What is Keras about it: Adam's update rule (`KerasAdam`), the L2 penalty added to the loss and
+included in the reported `loss`, a fresh shuffle each epoch with the last partial batch kept,
+and epoch metrics averaged over every sample seen while the weights moved (as Keras's progress
+bar does). What is fast about it: the data set lives in memory as one tensor, batches are
+gathered by index, bf16 autocast and channels_last where the chip supports bf16, a fused
+optimizer, and no per-step host synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import signal
+import statistics
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from regulab import data as data_lib
+from regulab.config import Config
+from regulab.errors import RegulabError, TrainingStopped
+from regulab.augment import BatchAugment
+from regulab.models import create_model, kernel_penalty, regularized_kernels
+from regulab.report import epoch_line, plot_curves
+from regulab.rundir import BEST_WEIGHTS, CHECKPOINT, CONFIG, CURVES, LAST_WEIGHTS, METRICS, RunDir, matching_state
+
+
+class KerasAdam(torch.optim.Adam):
+    """Adam with Keras's update rule and defaults (epsilon 1e-7).
+
+    Keras:   w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+    PyTorch: w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps')
+    The two agree exactly when eps' = eps / sqrt(1 - b2^t), so each step sets that and hands the
+    work to PyTorch's fused kernel. The difference matters early on, when 1 - b2^t is tiny.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-7, **kwargs):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, **kwargs)
+        for group in self.param_groups:
+            group["keras_eps"], group["keras_step"] = eps, 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group["keras_step"] += 1
+            group["eps"] = group["keras_eps"] / math.sqrt(1 - group["betas"][1] ** group["keras_step"])
+        return super().step(closure)
+
+
+def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    """The configured optimizer; weight decay, where there is any, applies to kernels only
+    (decaying biases and batch-norm scales regularizes nothing and hurts)."""
+    kernels = regularized_kernels(model, "all")
+    kernel_ids = {id(k) for k in kernels}
+    groups = [{"params": kernels}, {"params": [p for p in model.parameters() if id(p) not in kernel_ids], "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
+    return KerasAdam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, decoupled_weight_decay=True, fused=True)
+
+
+def lr_factor(cfg: Config, progress: float) -> float:
+    """The multiplier of the base learning rate after `progress` epochs (fractional)."""
+    warmup = cfg.warmup_epochs or (0.3 * cfg.epochs if cfg.schedule == "onecycle" else 0.0)
+    if progress < warmup:
+        return progress / warmup
+    done = min((progress - warmup) / max(cfg.epochs - warmup, 1e-9), 1.0)
+    if cfg.schedule == "step":
+        return cfg.step_gamma ** int(progress // cfg.step_epochs)
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * done))
+    if cfg.schedule == "onecycle":
+        return 1.0 - done
+    return 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Where and how precisely to compute
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RegulabError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True where bf16 matrix work runs in hardware: AVX-512 BF16 or AMX on a CPU, Ampere+ on CUDA."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
+
+
+def resolve_precision(name: str, device: torch.device) -> tuple[str, str | None]:
+    """The precision to train in, and a note for the user when the choice costs speed."""
+    native = native_bf16(device)
+    if name == "auto":
+        name = "bf16" if native else "fp32"
+        return name, None if native else f"no native bf16 on this {device.type}: training in fp32, about 2x slower than on a bf16 CPU"
+    if name == "bf16" and not native:
+        return name, f"bf16 was asked for but this {device.type} has no native bf16: it will be emulated and slow"
+    return name, None
+
+
+def autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, precision: str) -> tuple[float, float]:
+    """Mean cross-entropy (without any penalty) and accuracy over a whole set."""
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for start in range(0, len(y), batch_size):
+        xb = x[start:start + batch_size].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        yb = y[start:start + batch_size].to(device, non_blocking=True)
+        with autocast(device, precision):
+            logits = model(xb).float()
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+        correct += (logits.argmax(1) == yb).sum()
+    return loss_sum.item() / len(y), correct.item() / len(y)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+class _StopOnSignal:
+    """Turn the first Ctrl-C or SIGTERM into a request to stop at the next step; a second one
+    falls through to Python's default and ends the process at once."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __enter__(self):
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self._previous = {s: signal.signal(s, self._request) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _request(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def default_out(cfg: Config) -> Path:
+    return Path("runs") / f"{cfg.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = False, resume: bool = False,
+          log=print, progress: bool | None = None) -> dict:
+    """Train as `cfg` says, write the run folder, and return the final metrics.
+
+    `resume` continues the run in `cfg.out` from its last checkpoint; `splits` may be given to
+    reuse data already in memory; `progress` None shows the in-epoch bar only on a terminal.
+    """
+    cfg.validate()
+    run = RunDir(cfg.out) if resume else RunDir.create(cfg.out or default_out(cfg), overwrite=overwrite)
+    checkpoint = run.load_checkpoint() if resume else None
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    # Denormal floats (tiny Adam second moments, decaying activations) are ~100x slower on x86
+    # and sap throughput as training goes on; TensorFlow flushes them to zero by default too.
+    torch.set_flush_denormal(True)
+    device = resolve_device(cfg.device)
+    precision, note = resolve_precision(cfg.precision, device)
+    if note:
+        log(f"note: {note}")
+
+    if splits is None:
+        splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed)
+    x_train, y_train = (t.to(device) for t in splits.train)
+    n_train = len(y_train)
+    log(f"data: {splits.source}: {n_train:,} train, {len(splits.val[1]) if splits.val else 0:,} validation, "
+        f"{len(splits.test[1]):,} test; {device.type} {precision}, {torch.get_num_threads()} threads; run folder {run.path}")
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks,
+                         dropout_head=cfg.dropout_head).to(device, memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, model)
+    # With an EMA, the averaged weights are the ones evaluated, selected and saved.
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+    evaluated = ema.module if ema else model
+    augment = BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, seed=cfg.seed)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    best_score, best_epoch = -math.inf, 0
+    if checkpoint is not None:
+        model.load_state_dict(matching_state(checkpoint["model"], model, run.path / CHECKPOINT))
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if ema:
+            ema.load_state_dict(checkpoint["ema"])
+        augment.load_state_dict(checkpoint["augment"])
+        shuffle.set_state(checkpoint["shuffle_rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        history, best_score, best_epoch = checkpoint["history"], checkpoint["best_score"], checkpoint["best_epoch"]
+        run.write_history(history)  # a kill between checkpoint and history may have left it one behind
+        log(f"resuming after epoch {checkpoint['epoch']} of {cfg.epochs}")
+    else:
+        run.write_json(CONFIG, {**vars(cfg), "out": str(run.path)})
+
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    with _StopOnSignal() as stop:
+        for epoch in range(len(history) + 1, cfg.epochs + 1):
+            if cfg.early_stop and epoch - best_epoch > cfg.early_stop:
+                log(f"early stop: no better {cfg.monitor} for {cfg.early_stop} epochs; best epoch {best_epoch} is kept")
+                break
+            model.train()
+            started = time.perf_counter()
+            # Sums over the epoch's samples, kept on the device so no step waits for the host.
+            data_loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            penalty_sum = torch.zeros((), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            batches = torch.randperm(n_train, generator=shuffle).to(device).split(cfg.batch_size)
+            bar = _progress_bar(len(batches), epoch, cfg.epochs) if show_bar else None
+            for step, idx in enumerate(batches, 1):
+                factor = lr_factor(cfg, epoch - 1 + step / len(batches))
+                for group, base_lr in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base_lr * factor
+                xb, target = augment(x_train[idx], y_train[idx]) if augment else (x_train[idx], y_train[idx])
+                with autocast(device, precision):
+                    logits = model(xb.contiguous(memory_format=torch.channels_last)).float()
+                data_loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
+                penalty = kernel_penalty(model, cfg.l2, cfg.l1, cfg.penalty_scope)
+                loss = data_loss + penalty  # what Keras minimizes and reports
+                if not torch.isfinite(loss):  # checked before the step, so the weights stay finite
+                    raise RegulabError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; lower --lr "
+                                       f"(now {cfg.lr}) and train again; epochs 1-{epoch - 1} are kept in {run.path}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema:
+                    ema.update_parameters(model)
+
+                data_loss_sum += data_loss.detach() * len(idx)
+                penalty_sum += penalty.detach() * len(idx)
+                correct += (logits.detach().argmax(1) == y_train[idx]).sum()
+                if stop.signal:
+                    raise TrainingStopped(f"stopped by {stop.signal} in epoch {epoch}; {epoch - 1} finished epochs "
+                                          f"are saved; resume with: regulab train --resume {run.path}")
+                if bar is not None:
+                    bar.update()
+                    if step % 50 == 0 or step == len(batches):
+                        seen = min(step * cfg.batch_size, n_train)
+                        bar.set_postfix_str(f"loss {(data_loss_sum + penalty_sum).item() / seen:.4f} "
+                                            f"acc {correct.item() / seen:.4f}", refresh=False)
+            train_seconds = time.perf_counter() - started
+            if bar is not None:
+                bar.close()
+
+            data_loss_mean, penalty_mean = data_loss_sum.item() / n_train, penalty_sum.item() / n_train
+            row = {"epoch": epoch, "loss": data_loss_mean + penalty_mean, "acc": correct.item() / n_train}
+            # Keras's val_loss adds the penalty at the epoch's end weights.
+            end_penalty = kernel_penalty(model, cfg.l2, cfg.l1, cfg.penalty_scope).item()
+            if splits.val is not None:
+                val_data_loss, val_acc = evaluate(evaluated, *splits.val, cfg.eval_batch_size, precision)
+                row.update(val_loss=val_data_loss + end_penalty, val_acc=val_acc)
+            else:
+                val_data_loss, val_acc = None, None
+                row.update(val_loss=None, val_acc=None)
+            row.update(data_loss=data_loss_mean, penalty=penalty_mean, val_data_loss=val_data_loss,
+                       lr=optimizer.param_groups[0]["lr"], steps=len(batches), seconds=time.perf_counter() - started,
+                       train_seconds=train_seconds, images_per_s=n_train / train_seconds)
+            history.append(row)
+
+            # The best epoch by the monitored metric (the last epoch when nothing is held out).
+            score = epoch if val_acc is None else val_acc if cfg.monitor == "val_acc" else -val_data_loss
+            if score > best_score:
+                best_score, best_epoch = score, epoch
+                run.save(BEST_WEIGHTS, evaluated.state_dict())
+            run.save(LAST_WEIGHTS, evaluated.state_dict())
+            # The checkpoint is the commit point: history files are derived from it.
+            run.save(CHECKPOINT, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                  "ema": ema.state_dict() if ema else None, "augment": augment.state_dict(),
+                                  "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+                                  "history": history, "best_score": best_score, "best_epoch": best_epoch})
+            run.write_history(history)
+            log(epoch_line(row, cfg.epochs))
+
+    last_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, precision)
+    evaluated.load_state_dict(run.load_weights(BEST_WEIGHTS, evaluated))
+    best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, precision)
+    best = history[best_epoch - 1]
+    metrics = {
+        "best_epoch": best_epoch, "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
+        "min_val_loss_epoch": min(history, key=lambda r: r["val_loss"])["epoch"] if splits.val else None,
+        "epochs_run": len(history), "final_acc": history[-1]["acc"], "final_val_acc": history[-1]["val_acc"],
+        # Test accuracy of the weights chosen on validation; the last epoch's beside it.
+        "test_loss": best_test[0], "test_acc": best_test[1],
+        "test_loss_last": last_test[0], "test_acc_last": last_test[1],
+        "epochs": cfg.epochs, "train_size": n_train, "val_size": len(splits.val[1]) if splits.val else 0,
+        "test_size": len(splits.test[1]), "data": splits.source, "device": device.type, "precision": precision,
+        "threads": torch.get_num_threads(), "seconds": sum(r["seconds"] for r in history),
+        "median_images_per_s": statistics.median(r["images_per_s"] for r in history),
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "normalization": {"mean": splits.mean, "std": splits.std, "scale": "0-255"},
+    }
+    plot_curves(history, run.path / CURVES, title=f"{cfg.preset} ({cfg.model}, seed {cfg.seed})")
+    run.write_json(METRICS, metrics)  # written last: its presence marks the run finished
+    log(f"best epoch {best_epoch}: val_acc {best['val_acc'] if splits.val else float('nan'):.4f}; "
+        f"test_acc {best_test[1]:.4f} (best weights), {last_test[1]:.4f} (last); "
+        f"{metrics['seconds']:.0f}s; outputs in {run.path}")
+    return metrics
+
+
+def _progress_bar(total: int, epoch: int, epochs: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"Epoch {epoch}/{epochs}", unit="step", leave=False,
+                mininterval=0.5, dynamic_ncols=True)

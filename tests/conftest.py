@@ -1,0 +1,66 @@
+"""Shared fixtures: a private cache folder, and small archives in the python-version layout."""
+
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regulab.data import BATCH_DIR, IMAGES_PER_BATCH, TEST_BATCH, TRAIN_BATCHES
+
+# The real archive, only where the environment names it; tests that need it skip otherwise.
+FULL_DATA = os.environ.get("REGULAB_DATA")
+needs_full_data = pytest.mark.skipif(
+    not (FULL_DATA and Path(FULL_DATA).exists()),
+    reason="set REGULAB_DATA to the real cifar-10-python.tar.gz to run this test",
+)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Keep every test away from the user's cache and data settings."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("REGULAB_DATA", raising=False)
+
+
+def synthetic_batch(index: int) -> dict:
+    """A batch like the official ones; image i of the whole set has the value i % 251 in pixel 0
+    and label (i * 7) % 10, so order and labels can be checked after loading."""
+    first = index * IMAGES_PER_BATCH
+    ids = np.arange(first, first + IMAGES_PER_BATCH)
+    data = np.zeros((IMAGES_PER_BATCH, 3072), np.uint8)
+    data[:, 0] = ids % 251
+    data[:, 1024] = 200  # green plane
+    return {b"batch_label": b"synthetic", b"labels": [int(i * 7 % 10) for i in ids],
+            b"data": data, b"filenames": [b"x.png"] * IMAGES_PER_BATCH}
+
+
+def batch_bytes(obj) -> bytes:
+    return pickle.dumps(obj, protocol=2)
+
+
+def write_archive(path: Path, members: dict[str, bytes], extra=()) -> Path:
+    """A .tar.gz with the given files under cifar-10-batches-py/, plus raw TarInfo extras."""
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(f"{BATCH_DIR}/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+        for info, payload in extra:
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+    return path
+
+
+@pytest.fixture(scope="session")
+def batch_files() -> dict[str, bytes]:
+    names = (*TRAIN_BATCHES, TEST_BATCH)
+    return {name: batch_bytes(synthetic_batch(i)) for i, name in enumerate(names)}
+
+
+@pytest.fixture(scope="session")
+def synthetic_archive(tmp_path_factory, batch_files) -> Path:
+    """A complete synthetic archive (60,000 mostly-black images), built once per session."""
+    return write_archive(tmp_path_factory.mktemp("archive") / "cifar-10-python.tar.gz", batch_files)

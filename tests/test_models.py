@@ -1,0 +1,67 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from regulab.errors import RegulabError
+from regulab.models import MODELS, create_model, kernel_penalty
+
+
+def test_seed_cnn_shapes_and_parameter_count():
+    model = create_model("seed-cnn")
+    assert model(torch.zeros(5, 3, 32, 32)).shape == (5, 10)
+    assert sum(p.numel() for p in model.parameters()) == 814_122  # as Keras's model.summary()
+
+
+def test_keras_initialization():
+    torch.manual_seed(0)
+    model = create_model("seed-cnn")
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            w = module.weight
+            receptive = w[0, 0].numel() if w.dim() == 4 else 1
+            limit = math.sqrt(6 / ((w.shape[0] + w.shape[1]) * receptive))  # Glorot uniform
+            assert w.abs().max() <= limit and w.abs().max() > 0.95 * limit
+            assert w.std().item() == pytest.approx(limit / math.sqrt(3), rel=0.1)
+            assert (module.bias == 0).all()
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_penalties_cover_exactly_the_kernels_in_scope(batch_norm):
+    model = create_model("seed-cnn", batch_norm=batch_norm, dropout_blocks=0.2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(-0.5)
+    # The seed's scope: second conv of each block (32, 64, 128 wide) and the 256-unit dense layer.
+    seed_kernels = 32 * 32 * 9 + 64 * 64 * 9 + 128 * 128 * 9 + 2048 * 256
+    all_kernels = seed_kernels + 3 * 32 * 9 + 32 * 64 * 9 + 64 * 128 * 9 + 256 * 10
+    assert kernel_penalty(model, l2=1e-3).item() == pytest.approx(1e-3 * 0.25 * seed_kernels, rel=1e-6)
+    assert kernel_penalty(model, l1=1e-4).item() == pytest.approx(1e-4 * 0.5 * seed_kernels, rel=1e-6)
+    assert kernel_penalty(model, l2=1e-3, scope="all").item() == pytest.approx(1e-3 * 0.25 * all_kernels, rel=1e-6)
+    assert kernel_penalty(model).item() == 0
+
+
+def test_batch_norm_and_dropout_change_the_network_as_asked():
+    plain, bn = create_model("seed-cnn"), create_model("seed-cnn", batch_norm=True, dropout_blocks=0.25, dropout_head=0.5)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 6
+    assert [m.p for m in bn.modules() if isinstance(m, nn.Dropout)] == [0.25, 0.25, 0.25, 0.5]
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in plain.modules())
+    bn.eval()
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(bn(x), bn(x))  # dropout is off in evaluation
+
+
+def test_penalty_gradient_is_two_c_w():
+    model = create_model("seed-cnn")
+    kernel_penalty(model, l2=1e-3).backward()
+    dense = model.get_parameter(model.seed_regularized[-1])
+    assert dense.shape == (256, 2048)
+    assert torch.allclose(dense.grad, 2e-3 * dense.detach())
+    assert model.get_parameter("0.weight").grad is None  # the first conv carries no regularizer
+
+
+def test_unknown_model_suggests_the_nearest_name():
+    assert "seed-cnn" in MODELS
+    with pytest.raises(RegulabError, match="unknown model 'seed_cnn'; did you mean 'seed-cnn'"):
+        create_model("seed_cnn")

@@ -1,0 +1,175 @@
+"""Nothing lost: checkpoints, resume after a kill, determinism, and faults while training."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from regulab import data as data_lib
+from regulab import rundir as rundir_lib
+from regulab import train as train_lib
+from regulab.cli import main
+from regulab.config import make_config
+from regulab.errors import RegulabError
+from regulab.rundir import RunDir
+
+TIMING = {"seconds", "train_seconds", "images_per_s"}
+# Small and quick, in fp32 with deterministic kernels: bit-identical results are the claim.
+ARGS = ["--data", "cifar10-mini", "--epochs", "3", "--batch-size", "64", "--precision", "fp32", "--deterministic"]
+
+
+def without_timing(history):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+def assert_same_run(a, b):
+    assert without_timing(json.loads((a / "history.json").read_text())) == \
+        without_timing(json.loads((b / "history.json").read_text()))
+    for name in ("best.pt", "last.pt"):
+        wa, wb = (torch.load(d / name, weights_only=True) for d in (a, b))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, "-m", "regulab", "train", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epochs(run_dir, epochs, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        history = run_dir / "history.json"
+        if history.exists() and len(json.loads(history.read_text())) >= epochs:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise TimeoutError
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    assert main(["train", *ARGS, "--out", str(out)]) == 0
+    return out
+
+
+def test_same_seed_gives_bit_identical_runs(uninterrupted, tmp_path):
+    assert main(["train", *ARGS, "--out", str(tmp_path / "again")]) == 0
+    assert_same_run(uninterrupted, tmp_path / "again")
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, tmp_path):
+    out = tmp_path / "killed"
+    proc = start(*ARGS, "--out", str(out))
+    wait_for_epochs(out, 1, proc)
+    time.sleep(0.3)  # into the second epoch
+    proc.kill()
+    proc.wait()
+    assert not (out / "metrics.json").exists()
+    saved = len(json.loads((out / "history.json").read_text()))
+    assert saved in (1, 2)
+
+    resumed = subprocess.run([sys.executable, "-m", "regulab", "train", "--resume", str(out)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after epoch {saved} of 3" in resumed.stdout
+    assert_same_run(uninterrupted, out)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_and_prints_the_resume_command(signum, tmp_path):
+    out = tmp_path / "stopped"
+    proc = start(*ARGS, "--out", str(out))
+    wait_for_epochs(out, 1, proc)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"resume with: regulab train --resume {out}" in err and "Traceback" not in err
+    assert RunDir(out).load_checkpoint()["epoch"] >= 1
+
+
+def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_epoch(tmp_path, monkeypatch):
+    splits = data_lib.prepare(data_lib.load_mini())
+    real = train_lib.F.cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(logits, target, **kw):
+        training = "reduction" not in kw  # evaluation asks for reduction="sum"
+        calls["n"] += training
+        loss = real(logits, target, **kw)
+        return loss * float("nan") if training and calls["n"] == 44 + 5 else loss  # epoch 2 (44 steps each), step 5
+
+    monkeypatch.setattr(train_lib.F, "cross_entropy", poisoned)
+    cfg = make_config("seed", epochs=3, batch_size=64, out=str(tmp_path / "r"))
+    with pytest.raises(RegulabError, match=r"the loss became nan at epoch 2, step 5; lower --lr"):
+        train_lib.train(cfg, splits=splits, log=lambda *_: None, progress=False)
+    run = RunDir(tmp_path / "r")
+    assert run.load_checkpoint()["epoch"] == 1 and len(run.read_json("history.json")) == 1
+    state = run.load_weights("last.pt", train_lib.create_model("seed-cnn"))
+    assert all(torch.isfinite(t).all() for t in state.values())
+
+
+def test_full_disk_while_saving_leaves_the_old_file(tmp_path, monkeypatch):
+    run = RunDir.create(tmp_path / "r")
+    run.write_json("metrics.json", {"kept": True})
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(rundir_lib.os, "fsync", full)
+    with pytest.raises(RegulabError, match=r"\(No space left on device\); free some space"):
+        run.write_json("metrics.json", {"kept": False})
+    assert run.read_json("metrics.json") == {"kept": True}
+    assert sorted(p.name for p in run.path.iterdir()) == ["metrics.json"]  # no temp file left
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(RegulabError, match="cannot create .*choose another --out"):
+        RunDir.create(blocker / "run")
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x00garbage", "corrupt or truncated"),
+    (None, "holds code or objects that are not plain tensors"),
+])
+def test_bad_checkpoint_is_refused(uninterrupted, tmp_path, content, message):
+    out = tmp_path / "bad"
+    out.mkdir()
+    (out / "config.json").write_text((uninterrupted / "config.json").read_text())
+    if content is None:
+        torch.save({"model": RunsCode()}, out / "checkpoint.pt")
+    else:
+        (out / "checkpoint.pt").write_bytes(content)
+    with pytest.raises(RegulabError, match=message):
+        RunDir(out).load_checkpoint()
+
+
+def test_weights_of_another_model_are_refused(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    run.save("best.pt", {"weight": torch.zeros(3)})
+    with pytest.raises(RegulabError, match="holds weights for a different model"):
+        run.load_weights("best.pt", train_lib.create_model("seed-cnn"))
+
+
+def test_resume_refuses_what_it_cannot_do(uninterrupted, tmp_path, capsys):
+    assert main(["train", "--resume", str(uninterrupted)]) == 1
+    assert "already holds a finished run; there is nothing to resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(uninterrupted), "--lr", "0.1"]) == 1
+    assert "--lr cannot change when resuming" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    assert main(["train", "--resume", str(broken)]) == 1
+    assert "config.json is unreadable" in capsys.readouterr().err

@@ -1,0 +1,157 @@
+import json
+import math
+
+import pytest
+import torch
+
+from regulab import data as data_lib
+from regulab import train as train_lib
+from regulab.config import make_config
+from regulab.train import KerasAdam, evaluate, train
+
+
+def keras_adam_steps(w, g, lr, steps, b1=0.9, b2=0.999, eps=1e-7):
+    """Keras's Adam written out: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t); w -= alpha * m / (sqrt(v) + eps)."""
+    m = [0.0] * len(w)
+    v = [0.0] * len(w)
+    w = list(w)
+    for t in range(1, steps + 1):
+        alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        for i, gi in enumerate(g):
+            m[i] = b1 * m[i] + (1 - b1) * gi
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+            w[i] -= alpha * m[i] / (math.sqrt(v[i]) + eps)
+    return w
+
+
+# Gradients from tiny (where epsilon dominates) to large (where it does not).
+W0, GRAD = [0.5, -0.25, 1.0, 2.0], [1e-6, -3e-7, 0.02, -4.0]
+
+
+@pytest.mark.parametrize("dtype, fused, tol", [(torch.float64, False, 1e-15), (torch.float32, True, 1e-6)])
+def test_keras_adam_matches_keras_formula(dtype, fused, tol):
+    w = torch.tensor(W0, dtype=dtype, requires_grad=True)
+    opt = KerasAdam([w], lr=1e-3, fused=fused)
+    for _ in range(3):
+        opt.zero_grad()
+        (w * torch.tensor(GRAD, dtype=dtype)).sum().backward()
+        opt.step()
+    assert torch.allclose(w.detach(), torch.tensor(keras_adam_steps(W0, GRAD, 1e-3, 3), dtype=dtype), rtol=tol, atol=0)
+
+
+def test_keras_epsilon_placement_differs_from_pytorch_adam():
+    """Why KerasAdam exists: PyTorch's Adam with the same epsilon takes a different first step."""
+    w = torch.tensor(W0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=1e-3, eps=1e-7)
+    (w * torch.tensor(GRAD, dtype=torch.float64)).sum().backward()
+    opt.step()
+    keras = keras_adam_steps(W0, GRAD, 1e-3, 1)
+    assert abs(w[0].item() - keras[0]) > 1e-4  # tiny gradient: the two rules disagree by far
+
+
+def test_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_lib, "native_bf16", lambda device: False)
+    precision, note = train_lib.resolve_precision("auto", cpu)
+    assert precision == "fp32" and "slower" in note
+    assert train_lib.resolve_precision("fp32", cpu) == ("fp32", None)
+    assert "emulated" in train_lib.resolve_precision("bf16", cpu)[1]
+
+
+def test_cuda_requested_without_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(train_lib.RegulabError, match="no CUDA GPU"):
+        train_lib.resolve_device("cuda")
+    assert train_lib.resolve_device("auto").type == "cpu"
+
+
+@pytest.fixture(scope="module")
+def mini_splits():
+    return data_lib.prepare(data_lib.load_mini())
+
+
+def test_short_run_learns_and_writes_its_folder(mini_splits, tmp_path):
+    lines = []
+    cfg = make_config("seed", epochs=3, out=str(tmp_path / "run"), data="cifar10-mini")
+    metrics = train(cfg, splits=mini_splits, log=lines.append, progress=False)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["data_loss"] < history[0]["data_loss"]
+    assert history[-1]["val_acc"] > 0.25  # well above chance (0.1) after three short epochs
+    assert all(r["steps"] == math.ceil(2800 / 32) for r in history)  # the last partial batch is kept
+    for r in history:
+        assert r["loss"] == pytest.approx(r["data_loss"] + r["penalty"])
+        assert r["penalty"] > 0
+    assert sum(line.startswith("Epoch ") for line in lines) == 3
+    assert set(metrics) >= {"best_epoch", "best_val_acc", "test_loss", "test_acc"}
+    assert metrics["best_val_acc"] == max(r["val_acc"] for r in history)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert set(best) == {k for k, _ in train_lib.create_model("seed-cnn").state_dict().items()}
+
+
+def test_epoch_metrics_are_averaged_over_every_sample(mini_splits, tmp_path):
+    """With a learning rate too small to move the weights, the epoch's running metrics must equal
+    an evaluation of the whole training set: every sample counted once, the partial batch too."""
+    cfg = make_config("seed", epochs=1, lr=1e-30, batch_size=48, precision="fp32", out=str(tmp_path / "r"))
+    train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+    row = json.loads((tmp_path / "r" / "history.json").read_text())[0]
+    model = train_lib.create_model("seed-cnn")
+    model.load_state_dict(torch.load(tmp_path / "r" / "last.pt", weights_only=True))
+    data_loss, acc = evaluate(model, *mini_splits.train, 1000, "fp32")
+    assert row["data_loss"] == pytest.approx(data_loss, rel=1e-5)
+    assert row["acc"] == pytest.approx(acc, abs=1e-9)
+
+
+def test_decoupled_weight_decay_shrinks_kernels_by_lr_times_wd():
+    cfg = make_config("seed-wd", lr=1e-3, weight_decay=0.5)
+    model = train_lib.create_model("seed-cnn")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = train_lib.build_optimizer(cfg, model)
+    (0 * sum(p.sum() for p in model.parameters())).backward()  # zero gradients: decay alone moves weights
+    optimizer.step()
+    for name, value in model.state_dict().items():
+        factor = 1 - 1e-3 * 0.5 if name.endswith("weight") else 1.0  # kernels decay, biases do not
+        assert torch.allclose(value, before[name] * factor, rtol=0, atol=1e-9), name
+
+
+def test_learning_rate_schedules():
+    factor = lambda schedule, t, **kw: train_lib.lr_factor(make_config("seed", schedule=schedule, epochs=10, **kw), t)  # noqa: E731
+    assert factor("constant", 7.3) == 1
+    assert factor("constant", 0.5, warmup_epochs=2) == 0.25
+    assert factor("step", 9.9, step_epochs=5, step_gamma=0.1) == pytest.approx(0.1)
+    assert factor("cosine", 0) == 1 and factor("cosine", 5) == pytest.approx(0.5) and factor("cosine", 10) == pytest.approx(0)
+    assert factor("cosine", 1, warmup_epochs=1) == 1
+    assert factor("onecycle", 1.5) == pytest.approx(0.5) and factor("onecycle", 3) == 1  # 30% warm-up by default
+    assert factor("onecycle", 10) == pytest.approx(0)
+
+
+def test_early_stopping_keeps_and_evaluates_the_best_epoch(mini_splits, tmp_path):
+    # No regularizer and a fast learning rate: validation loss turns up within a few epochs.
+    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=2, monitor="val_loss", out=str(tmp_path / "r"))
+    metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    best = min(history, key=lambda r: r["val_data_loss"])
+    assert metrics["epochs_run"] == len(history) == best["epoch"] + 2 < 20
+    model = train_lib.create_model("seed-cnn")
+    model.load_state_dict(torch.load(tmp_path / "r" / "best.pt", weights_only=True))
+    val_loss, val_acc = evaluate(model, *mini_splits.val, 1000, metrics["precision"])
+    assert val_acc == best["val_acc"] and val_loss == pytest.approx(best["val_data_loss"], rel=1e-6)
+    assert metrics["test_acc"] == evaluate(model, *mini_splits.test, 1000, metrics["precision"])[1]
+
+
+def test_ema_weights_are_the_ones_saved_and_evaluated(mini_splits, tmp_path):
+    cfg = make_config("seed", epochs=1, ema=0.99, batch_norm=True, out=str(tmp_path / "r"))
+    train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+    saved = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    checkpoint = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    raw = checkpoint["model"]
+    assert set(saved) == set(raw)
+    assert not torch.equal(saved["0.weight"], raw["0.weight"])  # averaged, not the raw weights
+    assert torch.equal(saved["0.weight"], checkpoint["ema"]["module.0.weight"])
+
+
+@pytest.mark.parametrize("preset", ["seed-dropout", "seed-bn", "seed-augment", "seed-wd", "seed-all"])
+def test_every_lab_preset_trains(preset, mini_splits, tmp_path):
+    train(make_config(preset, epochs=2, batch_size=64, out=str(tmp_path / preset)), splits=mini_splits,
+          log=lambda *_: None, progress=False)
+    history = json.loads((tmp_path / preset / "history.json").read_text())
+    assert history[1]["data_loss"] < history[0]["data_loss"]

@@ -66,7 +66,8 @@ def main():
     stem = f"seed_repro_{metrics['precision']}"
     (RESULTS / f"{stem}.md").write_text(md)
     (RESULTS / f"{stem}.json").write_text(json.dumps(
-        {"wall_seconds": wall, "checks": checks, "metrics": metrics, "history": ours, "seed_history": seed_rows}, indent=2) + "\n")
+        {"wall_seconds": wall, "checks": checks, "metrics": metrics, "history": ours, "seed_history": seed_rows},
+        indent=2) + "\n")
     plot_against_seed(seed_rows, ours, RESULTS / f"{stem}.png")
     (RESULTS / f"{stem}_curves.png").write_bytes((run_dir / "curves.png").read_bytes())
     print(md)

@@ -46,6 +46,10 @@ def test_train_end_to_end_into_a_run_folder(tmp_path, capsys):
     (["train", "--preset", "sead"], "unknown preset 'sead'; did you mean 'seed'?"),
     (["train", "--epochs", "0"], "--epochs must be at least 1"),
     (["train", "--lr", "-1"], "--lr must be positive"),
+    (["train", "--dropout-head", "1.5"], "--dropout-head must be in [0, 1)"),
+    (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["train", "--augment", "crop,flop"], "unknown augmentation 'flop'; did you mean 'flip'?"),
+    (["train", "--data", "cifar10-mini", "--model", "seed-cnm", "--out", "/tmp/regulab-unused"], "did you mean 'seed-cnn'?"),
     (["plot", "/nowhere"], "is missing; is /nowhere a regulab run folder?"),
 ])
 def test_bad_input_gets_one_line_and_exit_1(args, message):

@@ -1,5 +1,4 @@
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -13,7 +12,6 @@ import torch
 from regulab import data as data_lib
 from regulab.errors import RegulabError
 from tests.conftest import FULL_DATA, batch_bytes, needs_full_data, synthetic_batch, write_archive
-
 
 # --- reading archives ---------------------------------------------------------------------------
 

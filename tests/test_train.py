@@ -88,6 +88,13 @@ def test_short_run_learns_and_writes_its_folder(mini_splits, tmp_path):
     assert set(best) == {k for k, _ in train_lib.create_model("seed-cnn").state_dict().items()}
 
 
+def test_progress_bar_shows_inside_the_epoch(mini_splits, tmp_path, capsys):
+    train(make_config("seed", epochs=1, batch_size=256, out=str(tmp_path / "r")), splits=mini_splits,
+          log=lambda *_: None, progress=True)
+    bar = capsys.readouterr().err
+    assert "Epoch 1/1" in bar and "/11 [" in bar  # ceil(2800 / 256) steps
+
+
 def test_epoch_metrics_are_averaged_over_every_sample(mini_splits, tmp_path):
     """With a learning rate too small to move the weights, the epoch's running metrics must equal
     an evaluation of the whole training set: every sample counted once, the partial batch too."""

@@ -29,7 +29,9 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.
     dx = _uniform_ints(2 * pad + 1, n, generator, x.device)
     rows = (dy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
     cols = (dx.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
-    return padded[torch.arange(n, device=x.device).view(n, 1, 1, 1), torch.arange(c, device=x.device).view(1, c, 1, 1), rows, cols]
+    images = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    channels = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return padded[images, channels, rows, cols]
 
 
 def _boxes(n: int, h: int, w: int, size_h: torch.Tensor, size_w: torch.Tensor, generator, device) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""The `regulab` command: train, plot, presets, compare, report.
+"""regulab: train CNNs on CIFAR-10 and measure what stops them overfitting.
+
+Commands: train, plot, presets, compare, report.
 
 Every field of `Config` is an option of `regulab train` (`--batch-size 64`), applied on top of
 the chosen preset. Problems the user can fix end in one line on stderr and exit status 1;
@@ -13,7 +15,6 @@ from pathlib import Path
 
 from regulab.config import CHOICES, PRESETS, Config, config_fields, make_config, preset_description
 from regulab.errors import RegulabError, TrainingStopped
-
 
 # What may differ when a run is resumed: how far it goes and where it runs, not what it computes.
 RESUMABLE = {"epochs", "device", "precision", "threads", "eval_batch_size"}
@@ -38,7 +39,7 @@ def _add_config_options(parser: argparse.ArgumentParser, skip=("preset",)) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="regulab", description="Train CNNs on CIFAR-10 and measure what stops them overfitting.")
+    parser = argparse.ArgumentParser(prog="regulab", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -100,14 +101,14 @@ def _run(args: argparse.Namespace) -> int:
         for name in PRESETS:
             print(f"{name:<{width}}  {preset_description(name)}")
     elif args.command == "plot":
-        from regulab.report import plot_curves
-        from regulab.rundir import CURVES, HISTORY_JSON, RunDir
+        from regulab.report import plot_curves, run_title
+        from regulab.rundir import CONFIG, CURVES, HISTORY_JSON, RunDir
 
         run = RunDir(args.run_dir)
-        history, config = run.read_json(HISTORY_JSON), run.read_json("config.json")
+        history, config = run.read_json(HISTORY_JSON), run.read_json(CONFIG)
         if not history:
             raise RegulabError(f"{run.path} has an empty history; train at least one epoch first")
-        path = plot_curves(history, run.path / CURVES, title=f"{config.get('preset')} ({config.get('model')}, seed {config.get('seed')})")
+        path = plot_curves(history, run.path / CURVES, title=run_title(config))
         print(path)
     elif args.command == "compare":
         from regulab.compare import compare

@@ -87,10 +87,12 @@ class Config:
                 raise unknown_name(name.replace("_", " "), value, allowed, f"choose one of {', '.join(allowed)}")
         for op in filter(None, self.augment.split(",")):
             if op not in AUGMENTATIONS:
-                raise unknown_name("augmentation", op, AUGMENTATIONS, f"--augment takes a comma list of {', '.join(AUGMENTATIONS)}")
+                raise unknown_name("augmentation", op, AUGMENTATIONS,
+                                   f"--augment takes a comma list of {', '.join(AUGMENTATIONS)}")
         need(not (self.optimizer == "adam" and self.weight_decay), "--weight-decay needs --optimizer adamw "
              "(decoupled) or sgd; with Keras's Adam, use --l2 for a penalty")
-        need(self.monitor != "val_loss" or self.val_fraction > 0, "--monitor val_loss needs a validation set (--val-fraction > 0)")
+        need(self.monitor != "val_loss" or self.val_fraction > 0,
+             "--monitor val_loss needs a validation set (--val-fraction > 0)")
         return self
 
 

@@ -145,7 +145,8 @@ def read_archive(path: str | os.PathLike) -> Cifar10:
     """Parse a python-version CIFAR-10 archive (.tar.gz or extracted folder) and validate it."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise RegulabError(f"no CIFAR-10 data at {path}; pass --data with the path of cifar-10-python.tar.gz or its extracted folder")
+        raise RegulabError(f"no CIFAR-10 data at {path}; pass --data with the path of "
+                           "cifar-10-python.tar.gz or its extracted folder")
     files = _read_folder(path) if path.is_dir() else _read_tar(path)
     missing = [b for b in (*TRAIN_BATCHES, TEST_BATCH) if b not in files]
     if missing:

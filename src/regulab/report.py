@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from regulab.config import PRESETS, preset_description
 from regulab.errors import RegulabError
-from regulab.rundir import RunDir, atomic_write
+from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, RunDir, atomic_write
 
 TRAIN_COLOR, VAL_COLOR = "blue", "orange"  # the seed's colours
 
@@ -27,6 +27,10 @@ def epoch_line(row: dict, epochs: int) -> str:
         parts += [f"val_loss: {row['val_loss']:.4f}", f"val_acc: {row['val_acc']:.4f}"]
     parts.append(f"{row['images_per_s']:,.0f} img/s")
     return " - ".join(parts)
+
+
+def run_title(config: dict) -> str:
+    return f"{config.get('preset')} ({config.get('model')}, seed {config.get('seed')})"
 
 
 def plot_curves(history: list[dict], path: Path, title: str | None = None) -> Path:
@@ -74,9 +78,9 @@ def load_runs(folder: Path) -> list[dict]:
     runs = []
     for metrics_file in sorted(Path(folder).glob("*/seed-*/metrics.json")):
         run = RunDir(metrics_file.parent)
-        config = run.read_json("config.json")
+        config = run.read_json(CONFIG)
         runs.append({"preset": config["preset"], "seed": config["seed"], "path": run.path, "config": config,
-                     "history": run.read_json("history.json"), "metrics": run.read_json("metrics.json")})
+                     "history": run.read_json(HISTORY_JSON), "metrics": run.read_json(METRICS)})
     if not runs:
         raise RegulabError(f"no finished runs under {folder}; run `regulab compare` into it first")
     return runs

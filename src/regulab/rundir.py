@@ -97,7 +97,9 @@ class RunDir:
         try:
             return torch.load(file, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many kinds for a bad file; all mean the same here
-            reason = "it holds code or objects that are not plain tensors" if "GLOBAL" in str(exc) else "it is corrupt or truncated"
+            # weights_only names the GLOBAL it refused; anything else is a damaged file.
+            code = "GLOBAL" in str(exc)
+            reason = "it holds code or objects that are not plain tensors" if code else "it is corrupt or truncated"
             raise RegulabError(f"cannot load {file}: {reason}; use a checkpoint that regulab wrote, or train again") from None
 
     def load_weights(self, name: str, model: torch.nn.Module) -> dict:

@@ -26,11 +26,11 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from regulab import data as data_lib
-from regulab.config import Config
-from regulab.errors import RegulabError, TrainingStopped
 from regulab.augment import BatchAugment
-from regulab.models import create_model, kernel_penalty, regularized_kernels
-from regulab.report import epoch_line, plot_curves
+from regulab.config import Config
+from regulab.errors import RegulabError, TrainingStopped, unknown_name
+from regulab.models import MODELS, create_model, kernel_penalty, regularized_kernels
+from regulab.report import epoch_line, plot_curves, run_title
 from regulab.rundir import BEST_WEIGHTS, CHECKPOINT, CONFIG, CURVES, LAST_WEIGHTS, METRICS, RunDir, matching_state
 
 
@@ -106,7 +106,8 @@ def resolve_precision(name: str, device: torch.device) -> tuple[str, str | None]
     native = native_bf16(device)
     if name == "auto":
         name = "bf16" if native else "fp32"
-        return name, None if native else f"no native bf16 on this {device.type}: training in fp32, about 2x slower than on a bf16 CPU"
+        slower = f"no native bf16 on this {device.type}: training in fp32, about 2x slower than on a bf16 CPU"
+        return name, None if native else slower
     if name == "bf16" and not native:
         return name, f"bf16 was asked for but this {device.type} has no native bf16: it will be emulated and slow"
     return name, None
@@ -174,6 +175,8 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     reuse data already in memory; `progress` None shows the in-epoch bar only on a terminal.
     """
     cfg.validate()
+    if cfg.model not in MODELS:  # before anything is written
+        raise unknown_name("model", cfg.model, MODELS, f"known: {', '.join(MODELS)}")
     run = RunDir(cfg.out) if resume else RunDir.create(cfg.out or default_out(cfg), overwrite=overwrite)
     checkpoint = run.load_checkpoint() if resume else None
     if cfg.threads:
@@ -316,7 +319,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "normalization": {"mean": splits.mean, "std": splits.std, "scale": "0-255"},
     }
-    plot_curves(history, run.path / CURVES, title=f"{cfg.preset} ({cfg.model}, seed {cfg.seed})")
+    plot_curves(history, run.path / CURVES, title=run_title(vars(cfg)))
     run.write_json(METRICS, metrics)  # written last: its presence marks the run finished
     log(f"best epoch {best_epoch}: val_acc {best['val_acc'] if splits.val else float('nan'):.4f}; "
         f"test_acc {best_test[1]:.4f} (best weights), {last_test[1]:.4f} (last); "

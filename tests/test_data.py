@@ -55,6 +55,13 @@ def test_refuses_pickle_that_runs_code(batch_files, tmp_path):
     assert not marker.exists()
 
 
+def test_refuses_a_memo_index_that_would_allocate_gigabytes():
+    # Found by the fuzzer: LONG_BINPUT 0x1337f1de made the unpickler size its memo to match.
+    crafted = b"\x80\x02}q\x00r\xde\xf17\x13."
+    with pytest.raises(RegulabError, match="refusing memo index 322433502"):
+        data_lib._unpickle_batch(crafted, "data_batch_1")
+
+
 def test_refuses_other_codecs_inside_pickles():
     crafted = b"\x80\x02c_codecs\nencode\nq\x00X\x03\x00\x00\x00abcq\x01X\x05\x00\x00\x00rot13q\x02\x86q\x03Rq\x04."
     with pytest.raises(RegulabError, match="refusing codec"):

@@ -24,6 +24,23 @@ RESUMABLE = {"epochs", "device", "precision", "threads", "eval_batch_size"}
 COMPARE_OWN = {"preset", "seed", "out", "threads"}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line that suggests the nearest option."""
+
+    def error(self, message):
+        if message.startswith("unrecognized arguments:"):
+            from difflib import get_close_matches
+
+            # Unknown options surface at the top parser: look through the subcommands' too.
+            parsers = [self] + [p for a in self._actions if isinstance(a, argparse._SubParsersAction)
+                                for p in a.choices.values()]
+            known = [s for p in parsers for action in p._actions for s in action.option_strings]
+            wrong = message.split(":", 1)[1].split()[0]
+            near = get_close_matches(wrong.split("=")[0], known, n=1)
+            message += f"; did you mean {near[0]}?" if near else ""
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def _add_config_options(parser: argparse.ArgumentParser, skip=("preset",)) -> None:
     for field in config_fields():
         if field.name in skip:
@@ -39,7 +56,7 @@ def _add_config_options(parser: argparse.ArgumentParser, skip=("preset",)) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="regulab", description=__doc__.splitlines()[0])
+    parser = Parser(prog="regulab", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import pickle
+import pickletools
 import tarfile
 import urllib.request
 import zlib
@@ -88,9 +89,21 @@ def _latin1_encode(text, encoding="utf-8"):
     return text.encode("latin1")
 
 
+# A real batch memoizes about 30,000 objects. An index far beyond that would make the
+# unpickler allocate its memo table to match: gigabytes from a few crafted bytes.
+MAX_MEMO_INDEX = 1_000_000
+
+
+def _check_memo_indices(raw: bytes) -> None:
+    for op, arg, _ in pickletools.genops(raw):
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > MAX_MEMO_INDEX:
+            raise pickle.UnpicklingError(f"refusing memo index {arg}")
+
+
 def _unpickle_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Parse one batch file and check it holds 10,000 32x32 RGB images with labels 0-9."""
     try:
+        _check_memo_indices(raw)
         batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except pickle.UnpicklingError as exc:
         raise RegulabError(f"{name} is not a plain CIFAR-10 batch ({exc}); use an official copy of the archive") from None

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -95,7 +96,9 @@ class RunDir:
         if not file.is_file():
             raise RegulabError(f"{file} is missing; is {self.path} a regulab run folder?")
         try:
-            return torch.load(file, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # a damaged file makes torch warn before it fails: one line is enough
+                warnings.simplefilter("ignore")
+                return torch.load(file, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many kinds for a bad file; all mean the same here
             # weights_only names the GLOBAL it refused; anything else is a damaged file.
             code = "GLOBAL" in str(exc)

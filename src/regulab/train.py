@@ -248,8 +248,9 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
                 penalty = kernel_penalty(model, cfg.l2, cfg.l1, cfg.penalty_scope)
                 loss = data_loss + penalty  # what Keras minimizes and reports
                 if not torch.isfinite(loss):  # checked before the step, so the weights stay finite
-                    raise RegulabError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; lower --lr "
-                                       f"(now {cfg.lr}) and train again; epochs 1-{epoch - 1} are kept in {run.path}")
+                    kept = f"epochs 1-{epoch - 1} are kept in {run.path}" if epoch > 1 else "no epoch had finished"
+                    raise RegulabError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
+                                       f"lower --lr (now {cfg.lr}) and train again; {kept}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -176,6 +176,6 @@ def seed_wd() -> dict:
 
 @register_preset
 def seed_all() -> dict:
-    """BN, dropout, crop+flip, label smoothing 0.1, Adam 1e-3 with cosine decay: the best combination measured."""
+    """BN, dropout 0.1/0.3, crop+flip, label smoothing 0.1, Adam 1e-3 cosine: 0.88 val_acc (docs/results.md)."""
     return {"l2": 0.0, "batch_norm": True, "dropout_blocks": 0.1, "dropout_head": 0.3, "augment": "crop,flip",
             "label_smoothing": 0.1, "lr": 1e-3, "schedule": "cosine", "warmup_epochs": 1.0}

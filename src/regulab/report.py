@@ -83,7 +83,8 @@ def load_runs(folder: Path) -> list[dict]:
                      "history": run.read_json(HISTORY_JSON), "metrics": run.read_json(METRICS)})
     if not runs:
         raise RegulabError(f"no finished runs under {folder}; run `regulab compare` into it first")
-    return runs
+    order = {name: i for i, name in enumerate(PRESETS)}  # the registry's order: baseline first
+    return sorted(runs, key=lambda r: (order.get(r["preset"], len(order)), r["preset"], r["seed"]))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -114,9 +115,11 @@ TABLE_COLUMNS = ("preset", "seeds", "best val_acc", "best epoch", "final train a
 
 
 def _table_cells(row: dict) -> list[str]:
-    return [row["preset"], str(row["seeds"]), f"{row['best_val_acc']:.4f} ± {row['best_val_acc_std']:.4f}",
-            f"{row['best_epoch']:.1f}", f"{row['final_train_acc']:.4f}", f"{row['final_val_acc']:.4f}",
-            f"{row['gap']:+.4f}", f"{row['test_acc']:.4f} ± {row['test_acc_std']:.4f}", f"{row['seconds'] / 60:.1f}"]
+    def spread(key):  # one seed has no spread to show
+        return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else f"{row[key]:.4f}"
+    return [row["preset"], str(row["seeds"]), spread("best_val_acc"), f"{row['best_epoch']:.1f}",
+            f"{row['final_train_acc']:.4f}", f"{row['final_val_acc']:.4f}", f"{row['gap']:+.4f}",
+            spread("test_acc"), f"{row['seconds'] / 60:.1f}"]
 
 
 def _per_epoch(group: list[dict], value) -> tuple[list[int], list[float], list[float], list[float]]:

@@ -248,7 +248,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
                 penalty = kernel_penalty(model, cfg.l2, cfg.l1, cfg.penalty_scope)
                 loss = data_loss + penalty  # what Keras minimizes and reports
                 if not torch.isfinite(loss):  # checked before the step, so the weights stay finite
-                    kept = f"epochs 1-{epoch - 1} are kept in {run.path}" if epoch > 1 else "no epoch had finished"
+                    kept = f"finished epochs kept in {run.path}: {epoch - 1}" if epoch > 1 else "no epoch had finished"
                     raise RegulabError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
                                        f"lower --lr (now {cfg.lr}) and train again; {kept}")
                 optimizer.zero_grad(set_to_none=True)
@@ -261,8 +261,8 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
                 penalty_sum += penalty.detach() * len(idx)
                 correct += (logits.detach().argmax(1) == y_train[idx]).sum()
                 if stop.signal:
-                    raise TrainingStopped(f"stopped by {stop.signal} in epoch {epoch}; {epoch - 1} finished epochs "
-                                          f"are saved; resume with: regulab train --resume {run.path}")
+                    raise TrainingStopped(f"stopped by {stop.signal} in epoch {epoch}; finished epochs saved: {epoch - 1}; "
+                                          f"resume with: regulab train --resume {run.path}")
                 if bar is not None:
                     bar.update()
                     if step % 50 == 0 or step == len(batches):

@@ -64,23 +64,19 @@ class _BatchUnpickler(pickle.Unpickler):
     copies written by Python 3 also name _codecs.encode for their byte strings.
     """
 
-    _NUMPY = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("numpy.core.multiarray", "_reconstruct"): np.ndarray.__new__,
-        ("numpy._core.multiarray", "_reconstruct"): np.ndarray.__new__,
-    }
+    _NUMPY = {("numpy", "ndarray"), ("numpy", "dtype"),
+              ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
 
     def find_class(self, module, name):
         if (module, name) == ("_codecs", "encode"):
             return _latin1_encode
-        if (module, name) in self._NUMPY:
-            if name == "_reconstruct":
-                # numpy moved this function in 2.0; look it up where this numpy keeps it.
-                core = getattr(np, "_core", None) or np.core
-                return core.multiarray._reconstruct
-            return self._NUMPY[(module, name)]
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if (module, name) not in self._NUMPY:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if name == "_reconstruct":
+            # numpy moved this function in 2.0; look it up where this numpy keeps it.
+            core = getattr(np, "_core", None) or np.core
+            return core.multiarray._reconstruct
+        return getattr(np, name)
 
 
 def _latin1_encode(text, encoding="utf-8"):

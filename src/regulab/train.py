@@ -241,7 +241,8 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
                 factor = lr_factor(cfg, epoch - 1 + step / len(batches))
                 for group, base_lr in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base_lr * factor
-                xb, target = augment(x_train[idx], y_train[idx]) if augment else (x_train[idx], y_train[idx])
+                xb, yb = x_train[idx], y_train[idx]
+                xb, target = augment(xb, yb) if augment else (xb, yb)
                 with autocast(device, precision):
                     logits = model(xb.contiguous(memory_format=torch.channels_last)).float()
                 data_loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
@@ -259,7 +260,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
 
                 data_loss_sum += data_loss.detach() * len(idx)
                 penalty_sum += penalty.detach() * len(idx)
-                correct += (logits.detach().argmax(1) == y_train[idx]).sum()
+                correct += (logits.detach().argmax(1) == yb).sum()
                 if stop.signal:
                     raise TrainingStopped(f"stopped by {stop.signal} in epoch {epoch}; finished epochs saved: {epoch - 1}; "
                                           f"resume with: regulab train --resume {run.path}")

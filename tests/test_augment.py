@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from regulab.augment import BatchAugment, cutmix, cutout, flip, mixup, random_crop
+from regulab.augment import BatchAugment, alternating_flip, cutmix, cutout, flip, mixup, random_crop
 
 
 def images(n=16, c=3, size=32):
@@ -83,3 +83,25 @@ def test_batch_augment_without_mixing_keeps_index_targets(ops):
     y = torch.randint(0, 10, (4,))
     assert bool(aug) == bool(ops)
     assert torch.equal(aug(images(4), y)[1], y)
+
+
+def test_alternating_flip_shows_every_image_both_ways_over_two_epochs():
+    x, indices = images(64), torch.arange(1000, 1064)
+    epochs = [alternating_flip(x, indices, epoch, seed=3) for epoch in (1, 2, 3)]
+    mirrored = [torch.tensor([torch.equal(e[i], x[i].flip(2)) for i in range(len(x))]) for e in epochs]
+    for e, m in zip(epochs, mirrored):  # every image is either mirrored or untouched
+        assert all(torch.equal(e[i], x[i].flip(2) if m[i] else x[i]) for i in range(len(x)))
+    assert torch.equal(mirrored[0], ~mirrored[1]) and torch.equal(mirrored[0], mirrored[2])
+    assert 16 < int(mirrored[0].sum()) < 48  # epoch 1 mirrors about half, not all or none
+    # The choice follows the image, not its place in the batch, and the seed changes it.
+    shuffled = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(alternating_flip(x[shuffled], indices[shuffled], 1, seed=3), epochs[0][shuffled])
+    assert not torch.equal(alternating_flip(x, indices, 1, seed=4), epochs[0])
+
+
+def test_translate_is_a_shifted_window_of_the_mirror_padded_image():
+    x, g = images(8), torch.Generator().manual_seed(2)
+    out = random_crop(x, 2, g, fill="reflect")
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    for i in range(len(x)):
+        assert sum(torch.equal(out[i], padded[i, :, dy:dy + 32, dx:dx + 32]) for dy in range(5) for dx in range(5)) == 1

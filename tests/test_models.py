@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from regulab.errors import RegulabError
-from regulab.models import MODELS, create_model, kernel_penalty
+from regulab.models import MODELS, create_model, kernel_penalty, whitening_weights
 
 
 def test_seed_cnn_shapes_and_parameter_count():
@@ -65,3 +65,28 @@ def test_unknown_model_suggests_the_nearest_name():
     assert "seed-cnn" in MODELS
     with pytest.raises(RegulabError, match="unknown model 'seed_cnn'; did you mean 'seed-cnn'"):
         create_model("seed_cnn")
+
+
+def test_whitening_layer_decorrelates_2x2_patches():
+    # Correlated synthetic images: smooth noise plus a shared colour cast, as real photos have.
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.avg_pool2d(torch.randn(256, 3, 34, 34, generator=g), 3, stride=1)
+    images = base + 0.5 * base.mean(1, keepdim=True) + 0.3
+    weight, bias = whitening_weights(images, eps=1e-9)
+    features = torch.nn.functional.conv2d(images, weight, bias)
+    assert features.shape[1] == 24
+    patches = features[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
+    raw = torch.nn.functional.unfold(images, 2).transpose(1, 2).reshape(-1, 12)
+    assert (torch.cov(raw.T) - torch.eye(12)).abs().max() > 0.5  # the input is far from white
+    assert torch.allclose(torch.cov(patches.T), torch.eye(12), atol=1e-3)
+    assert patches.mean(0).abs().max() < 1e-4
+    assert torch.allclose(features[:, 12:], -features[:, :12], atol=1e-5)  # each feature and its negation
+
+
+def test_fast_net_whitens_from_data_and_freezes_that_layer():
+    model = create_model("fast-net")
+    images = torch.randn(64, 3, 32, 32)
+    model.whiten_(images)
+    weight, _ = whitening_weights(images)
+    assert torch.equal(model.whiten.weight, weight) and not model.whiten.weight.requires_grad
+    assert model(images).shape == (64, 10)

@@ -100,7 +100,7 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_epoch(tmp_path, monk
     calls = {"n": 0}
 
     def poisoned(logits, target, **kw):
-        training = "reduction" not in kw  # evaluation asks for reduction="sum"
+        training = "label_smoothing" in kw  # evaluation never smooths
         calls["n"] += training
         loss = real(logits, target, **kw)
         return loss * float("nan") if training and calls["n"] == 44 + 5 else loss  # epoch 2 (44 steps each), step 5

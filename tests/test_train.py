@@ -7,6 +7,7 @@ import torch
 from regulab import data as data_lib
 from regulab import train as train_lib
 from regulab.config import make_config
+from regulab.models import whitening_weights
 from regulab.train import KerasAdam, evaluate, train
 
 
@@ -120,6 +121,24 @@ def test_decoupled_weight_decay_shrinks_kernels_by_lr_times_wd():
         assert torch.allclose(value, before[name] * factor, rtol=0, atol=1e-9), name
 
 
+def test_fast_preset_optimizer_groups_follow_airbench():
+    cfg = make_config("fast")
+    model = train_lib.create_model("fast-net")
+    model.whiten_(torch.randn(64, 3, 32, 32))
+    optimizer = train_lib.build_optimizer(cfg, model)
+    kernels, norms, others = optimizer.param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    convs = {f"group{i}.{j}.weight" for i in (1, 2, 3) for j in (0, 4)}
+    assert {names[id(p)] for p in kernels["params"]} == convs | {"head.weight"}
+    assert "whiten.weight" not in {names[id(p)] for g in optimizer.param_groups for p in g["params"]}  # frozen
+    assert {names[id(p)] for p in others["params"]} == {"whiten.bias"}
+    assert all(names[id(p)].endswith(".bias") for p in norms["params"]) and len(norms["params"]) == 6
+    assert norms["lr"] == 64 * kernels["lr"] and norms["weight_decay"] == kernels["weight_decay"] / 64
+    # airbench's decoupled values: a shrink of 0.0153 per 1,024 examples per step, whatever the lr.
+    assert kernels["lr"] * kernels["weight_decay"] == pytest.approx(0.0153 * 1000 / (1024 * (1 + 1 / 0.15)))
+    assert optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.85
+
+
 def test_learning_rate_schedules():
     factor = lambda schedule, t, **kw: train_lib.lr_factor(make_config("seed", schedule=schedule, epochs=10, **kw), t)  # noqa: E731
     assert factor("constant", 7.3) == 1
@@ -129,6 +148,12 @@ def test_learning_rate_schedules():
     assert factor("cosine", 1, warmup_epochs=1) == 1
     assert factor("onecycle", 1.5) == pytest.approx(0.5) and factor("onecycle", 3) == 1  # 30% warm-up by default
     assert factor("onecycle", 10) == pytest.approx(0)
+    # The fast preset's triangle: 0.2 rising to 1 at 23% of the run, then down to 0.07.
+    triangle = dict(warmup_epochs=2.3, warmup_from=0.2, decay_to=0.07)
+    assert factor("onecycle", 0, **triangle) == pytest.approx(0.2) and factor("onecycle", 2.3, **triangle) == pytest.approx(1)
+    assert factor("onecycle", 10, **triangle) == pytest.approx(0.07)
+    assert factor("onecycle", 6.15, **triangle) == pytest.approx((1 + 0.07) / 2)
+    assert factor("cosine", 10, decay_to=0.1) == pytest.approx(0.1)
 
 
 def test_early_stopping_keeps_and_evaluates_the_best_epoch(mini_splits, tmp_path):
@@ -162,3 +187,73 @@ def test_every_lab_preset_trains(preset, mini_splits, tmp_path):
           log=lambda *_: None, progress=False)
     history = json.loads((tmp_path / preset / "history.json").read_text())
     assert history[1]["data_loss"] < history[0]["data_loss"]
+
+
+def test_tta_averages_mirror_and_one_pixel_shifts():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    assert [w for w, _ in train_lib.tta_views(x, 0)] == [1.0]
+    views = train_lib.tta_views(x, 2)
+    assert sum(w for w, _ in views) == pytest.approx(1.0)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    up_left, down_right = padded[..., 2:, 2:], padded[..., :8, :8]
+    assert torch.equal(up_left[..., :-1, :-1], x[..., 1:, 1:]) and torch.equal(down_right[..., 1:, 1:], x[..., :-1, :-1])
+    expected = [(0.25, x), (0.25, x.flip(3)), (0.125, up_left), (0.125, up_left.flip(3)),
+                (0.125, down_right), (0.125, down_right.flip(3))]
+    assert len(views) == len(expected)
+    for (w, view), (w_expected, view_expected) in zip(views, expected):
+        assert w == w_expected and torch.equal(view, view_expected)
+    # evaluate() scores the weighted mean of the views' logits.
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+    y = torch.tensor([0, 1])
+    logits = sum(w * model(v) for w, v in expected)
+    loss, acc = evaluate(model, x, y, 1000, "fp32", tta=2)
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert acc == (logits.argmax(1) == y).float().mean().item()
+
+
+def test_fast_preset_short_run_on_mini(tmp_path):
+    lines = []
+    cfg = make_config("fast", data="cifar10-mini", epochs=2, out=str(tmp_path / "fast"))
+    metrics = train(cfg, log=lines.append, progress=False)
+    history = json.loads((tmp_path / "fast" / "history.json").read_text())
+    assert metrics["train_size"] == 4000 and metrics["val_size"] == 0  # all training images, no validation
+    assert history[1]["data_loss"] < history[0]["data_loss"]
+    assert metrics["test_acc"] > 0.2 and metrics["test_acc_tta"] > 0.2  # chance is 0.1
+    assert metrics["wall_seconds"] >= metrics["train_seconds"] + metrics["eval_seconds"] > 0
+    text = "\n".join(lines)
+    assert "training on all 4,000 training images" in text and "test-time augmentation" in text and "wall time" in text
+    # The whitening layer stayed as the data set it; the rest trained.
+    weights = torch.load(tmp_path / "fast" / "last.pt", weights_only=True)
+    images = data_lib.prepare(data_lib.load_mini(), 0.0, cfg.split_seed).train[0][:5000]
+    assert torch.equal(weights["whiten.weight"], whitening_weights(images)[0])
+
+
+def test_fast_preset_says_when_it_runs_in_slower_fp32(monkeypatch, tmp_path):
+    monkeypatch.setattr(train_lib, "native_bf16", lambda device: False)
+    lines = []
+    train(make_config("fast", data="cifar10-mini", epochs=1, out=str(tmp_path / "r")), log=lines.append, progress=False)
+    assert any(line.startswith("note: no native bf16") and "fp32" in line and "slower" in line for line in lines)
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["precision"] == "fp32"
+
+
+def test_whiten_needs_a_model_with_a_whitening_layer(tmp_path):
+    with pytest.raises(train_lib.RegulabError, match="whitening layer"):
+        train(make_config("seed", whiten=True, out=str(tmp_path / "r")), log=lambda *_: None)
+    assert not (tmp_path / "r").exists()
+
+
+def test_lookahead_pulls_a_slow_copy_and_restarts_from_it():
+    model = torch.nn.Linear(3, 2)
+    lookahead = train_lib.Lookahead(model, every=5)
+    slow = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    fast = {k: v.clone() for k, v in model.state_dict().items()}
+    lookahead.update(model, progress=0.0)  # early: the slow copy just follows
+    assert all(torch.equal(model.state_dict()[k], fast[k]) for k in fast)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    lookahead.update(model, progress=1.0)  # late: it moves (1 - 0.95^5) of the way
+    expected = fast["weight"] + (1 - 0.95**5) * 1.0
+    assert torch.allclose(model.weight, expected) and torch.allclose(lookahead.state_dict()["weight"], expected)
+    assert torch.equal(model.bias, slow["bias"])  # untouched tensors stay

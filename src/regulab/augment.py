@@ -21,10 +21,21 @@ def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(mirrored.view(-1, 1, 1, 1), x.flip(3), x)
 
 
-def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Pad with zeros (the mean, after normalization) and cut each image back at a random offset."""
+def alternating_flip(x: torch.Tensor, indices: torch.Tensor, epoch: int, seed: int = 0) -> torch.Tensor:
+    """Mirror each image on alternate epochs: in epoch 1 a pseudo-random half (fixed per image
+    by its index and the seed), in epoch 2 the other half, and so on. Every image is then seen
+    both ways every two epochs, which random flips only promise on average (airbench)."""
+    mixed = (indices.to(torch.int64) + 1) * 0x9E3779B1 + seed * 0x85EBCA77  # a cheap integer hash
+    first_half = ((mixed ^ (mixed >> 15)) >> 7) & 1
+    mirrored = (first_half ^ (epoch % 2 == 0)).bool().to(x.device)
+    return torch.where(mirrored.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator, fill: str = "constant") -> torch.Tensor:
+    """Pad, with zeros (the mean, after normalization) or mirrored edges ('reflect'), and cut
+    each image back at a random offset."""
     n, c, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode=fill)
     dy = _uniform_ints(2 * pad + 1, n, generator, x.device)
     dx = _uniform_ints(2 * pad + 1, n, generator, x.device)
     rows = (dy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
@@ -81,7 +92,8 @@ class BatchAugment:
 
     def __init__(self, ops: str = "", crop_pad: int = 4, cutout_size: int = 8, mixup_alpha: float = 0.0,
                  cutmix_alpha: float = 0.0, num_classes: int = 10, seed: int = 0):
-        self.ops = [op for op in ("crop", "flip", "cutout") if op in ops.split(",")]
+        self.ops = [op for op in ("crop", "translate", "flip", "altflip", "cutout") if op in ops.split(",")]
+        self.seed = seed
         self.crop_pad, self.cutout_size = crop_pad, cutout_size
         self.mixup_alpha, self.cutmix_alpha, self.num_classes = mixup_alpha, cutmix_alpha, num_classes
         self.generator = torch.Generator().manual_seed(seed + 1)  # apart from the shuffling stream
@@ -90,12 +102,18 @@ class BatchAugment:
     def __bool__(self) -> bool:
         return bool(self.ops or self.mixup_alpha or self.cutmix_alpha)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augmented images, and targets: class indices, or probability rows once mixed."""
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor | None = None,
+                 epoch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented images, and targets: class indices, or probability rows once mixed.
+        `indices` (the images' places in the training set) and `epoch` drive alternating flips."""
         if "crop" in self.ops:
             x = random_crop(x, self.crop_pad, self.generator)
+        if "translate" in self.ops:
+            x = random_crop(x, self.crop_pad, self.generator, fill="reflect")
         if "flip" in self.ops:
             x = flip(x, self.generator)
+        if "altflip" in self.ops:
+            x = alternating_flip(x, indices, epoch, self.seed)
         if "cutout" in self.ops:
             x = cutout(x, self.cutout_size, self.generator)
         mixers = [(fn, a) for fn, a in ((mixup, self.mixup_alpha), (cutmix, self.cutmix_alpha)) if a]

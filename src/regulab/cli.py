@@ -1,6 +1,6 @@
 """regulab: train CNNs on CIFAR-10 and measure what stops them overfitting.
 
-Commands: train, plot, presets, compare, report.
+Commands: train, plot, presets, compare, report, evaluate, predict, export.
 
 Every field of `Config` is an option of `regulab train` (`--batch-size 64`), applied on top of
 the chosen preset. Problems the user can fix end in one line on stderr and exit status 1;
@@ -10,14 +10,16 @@ the chosen preset. Problems the user can fix end in one line on stderr and exit 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-from regulab.config import CHOICES, PRESETS, Config, config_fields, make_config, preset_description
+from regulab.config import CHOICES, PRESETS, Config, config_fields, make_config, preset_description, read_toml
 from regulab.errors import RegulabError, TrainingStopped
 
-# What may differ when a run is resumed: how far it goes and where it runs, not what it computes.
-RESUMABLE = {"epochs", "device", "precision", "threads", "eval_batch_size"}
+# What may differ when a run is resumed: how far it goes, where it runs and logs, not what it computes.
+RESUMABLE = {"epochs", "device", "precision", "threads", "eval_batch_size", "tensorboard", "mlflow"}
+TRACKERS = {"tensorboard": "DIR", "mlflow": "URI"}  # options that may be given without a value
 
 
 # Settings `compare` decides per run itself.
@@ -50,6 +52,10 @@ def _add_config_options(parser: argparse.ArgumentParser, skip=("preset",)) -> No
             parser.add_argument(option, action="store_const", const=True, default=None, help="off unless given")
             continue
         kind = type(field.default) if field.default is not None else str
+        if field.name in TRACKERS:  # given alone, the option means its default place
+            parser.add_argument(option, nargs="?", const="auto", default=None, metavar=TRACKERS[field.name],
+                                help="log there too ('auto' or nothing: the default place; needs regulab[tracking])")
+            continue
         parser.add_argument(option, type=kind, default=None, choices=CHOICES.get(field.name),
                             metavar=None if field.name in CHOICES else kind.__name__.upper(),
                             help=f"default {field.default!r} unless the preset says otherwise")
@@ -61,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a preset, writing a run folder")
-    train.add_argument("--preset", default="seed", help="a name from `regulab presets` (default: seed)")
+    train.add_argument("--preset", help="a name from `regulab presets` (default: the --config file's, else seed)")
+    train.add_argument("--config", type=Path, metavar="TOML", help="settings from a TOML file, such as a run's config.toml; "
+                       "options given beside it win")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--resume", metavar="RUN_DIR", type=Path,
                        help="continue an interrupted run from its last checkpoint, with its own settings")
@@ -77,10 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every preset (default 1)")
     compare.add_argument("--out", type=Path, default=Path("runs/compare"), help="the comparison folder (default runs/compare)")
     compare.add_argument("--jobs", type=int, default=0, help="runs at once (default: one per core, cores split between them)")
+    compare.add_argument("--ray", metavar="ADDRESS", help="spread the runs over a Ray cluster ('local' starts one here); "
+                         "needs regulab[ray] and a folder every node sees")
     _add_config_options(compare, skip=COMPARE_OWN)
 
     report = commands.add_parser("report", help="rebuild a comparison folder's table, figures and report.html")
     report.add_argument("folder", type=Path)
+
+    evaluate = commands.add_parser("evaluate", help="a finished run on the test set: per-class table, confusion matrix, mistakes")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("--data", help="the CIFAR-10 to test on (default: the run's own)")
+    evaluate.add_argument("--tta", type=int, choices=(0, 1, 2), help="test-time augmentation (default: the run's own)")
+
+    predict = commands.add_parser("predict", help="top classes of your own images (any size and common format)")
+    predict.add_argument("run_dir", type=Path)
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
+    predict.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
+    predict.add_argument("--json", action="store_true", help="print JSON for machines")
+
+    export = commands.add_parser("export", help="write the run's model as ONNX, with its input normalization beside it")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export.add_argument("--out", type=Path, help="default RUN_DIR/model.onnx")
     return parser
 
 
@@ -131,35 +157,63 @@ def _run(args: argparse.Namespace) -> int:
         from regulab.compare import compare
         from regulab.report import write_report
 
-        compare(args.presets, args.seeds, args.out, args.jobs, _as_arguments(args, COMPARE_OWN))
+        compare(args.presets, args.seeds, args.out, args.jobs, _as_arguments(args, COMPARE_OWN), ray=args.ray)
         print(f"report: {write_report(args.out)}")
     elif args.command == "report":
         from regulab.report import write_report
 
         print(f"report: {write_report(args.folder)}")
+    elif args.command == "evaluate":
+        from regulab.trained import CONFUSION, EVALUATION, MISTAKES, evaluate_run, evaluation_table
+
+        result = evaluate_run(args.run_dir, args.data, args.tta)
+        print(evaluation_table(result))
+        print(f"written to {args.run_dir}: {EVALUATION}, {CONFUSION}, {MISTAKES}")
+    elif args.command == "predict":
+        import json
+
+        from regulab.trained import predict, prediction_lines
+
+        predictions = predict(args.run_dir, args.images, args.top)
+        print(json.dumps(predictions, indent=2) if args.json else prediction_lines(predictions))
+    elif args.command == "export":
+        from regulab.trained import export_onnx
+
+        card = export_onnx(args.run_dir, args.out)
+        target = args.out or args.run_dir / card["model"]
+        print(f"wrote {target} and {target.with_suffix('.json')} (input normalization, classes)")
+        check = card["check"]
+        print(check if isinstance(check, str) else f"onnxruntime vs PyTorch on {check['images']} test images: "
+              f"largest logit difference {check['max_abs_logit_difference']:.2e}, same top class {check['same_top_class']:.2%}")
     elif args.command == "train":
         from regulab.train import train
 
         overrides = {f.name: getattr(args, f.name) for f in config_fields() if f.name != "preset"}
         if args.resume:
+            if args.config or args.preset:
+                raise RegulabError("--resume takes the run's own settings; drop --config and --preset")
             train(_resumed_config(args.resume, overrides), resume=True)
         else:
-            train(make_config(args.preset, **overrides), overwrite=args.overwrite)
+            from_file = read_toml(args.config) if args.config else {}
+            preset = args.preset or from_file.pop("preset", "seed")
+            from_file.pop("preset", None)
+            given = {k: v for k, v in overrides.items() if v is not None}
+            train(make_config(preset, **{**from_file, **given}), overwrite=args.overwrite)
+        import torch.distributed as dist
+
+        if dist.is_initialized():  # under torchrun: leave the group cleanly
+            dist.destroy_process_group()
     return 0
 
 
 def _resumed_config(run_dir: Path, overrides: dict) -> Config:
-    from regulab.rundir import CONFIG, RunDir
+    from regulab.rundir import RunDir
 
     fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE | {"out"})
     if fixed:
         raise RegulabError(f"--{fixed[0].replace('_', '-')} cannot change when resuming; start a new run to change it")
-    saved = RunDir(run_dir).read_json(CONFIG)
-    try:
-        values = {**saved, **{k: v for k, v in overrides.items() if v is not None}, "out": str(run_dir)}
-        return Config(**values).validate()
-    except TypeError as exc:
-        raise RegulabError(f"{run_dir / CONFIG} is not a regulab config ({exc}); start a new run") from None
+    saved = RunDir(run_dir).read_config()
+    return dataclasses.replace(saved, **{k: v for k, v in overrides.items() if v is not None}, out=str(run_dir)).validate()
 
 
 if __name__ == "__main__":

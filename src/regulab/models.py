@@ -6,6 +6,8 @@ Keras layers carry their own kernel_regularizer; the penalty's size comes from t
 
 from __future__ import annotations
 
+import inspect
+from collections import OrderedDict
 from typing import Callable
 
 import torch
@@ -21,10 +23,13 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
+def create_model(name: str, **options) -> nn.Module:
+    """The named model, given those of `options` its function takes (the config holds every
+    model's options; batch norm or dropout mean nothing to a model that has its own)."""
     if name not in MODELS:
         raise unknown_name("model", name, MODELS, f"known: {', '.join(MODELS)}")
-    return MODELS[name](**kwargs)
+    takes = inspect.signature(MODELS[name]).parameters
+    return MODELS[name](**{k: v for k, v in options.items() if k in takes})
 
 
 def keras_init_(model: nn.Module) -> nn.Module:
@@ -90,3 +95,71 @@ def seed_cnn(num_classes: int = 10, batch_norm: bool = False, dropout_blocks: fl
     model = keras_init_(nn.Sequential(*layers))
     model.seed_regularized = [f"{i}.weight" for i in regularized]
     return model
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast recipe's network (after Keller Jordan's airbench and David Page's ResNet-9 work):
+# a 2x2 whitening layer, then three wide conv groups at falling resolution, batch norm without
+# a learned scale, GELU, and logits scaled down so label smoothing's targets are reachable early.
+
+class ShiftOnlyBatchNorm(nn.BatchNorm2d):
+    """Batch norm with a learned shift but a fixed unit scale (the scale is redundant before a
+    conv that has its own weights, and learning it slows the short run)."""
+
+    def __init__(self, channels: int, momentum: float = 0.4):
+        super().__init__(channels, eps=1e-12, momentum=momentum)  # a high momentum: short runs move fast
+        self.weight.requires_grad_(False)
+
+
+def whitening_weights(images: torch.Tensor, eps: float = 5e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights and bias of a 2x2 conv that maps the images' 2x2 patches (12 values) to 12
+    uncorrelated, unit-variance, zero-mean features, each followed by its negation (24 channels).
+
+    The features are the patches' principal components divided by their standard deviations;
+    the negated copies let a ReLU-like activation keep both signs of every component."""
+    patches = torch.nn.functional.unfold(images.float(), kernel_size=2).transpose(1, 2).reshape(-1, 12)
+    mean = patches.mean(0)
+    covariance = torch.cov(patches.T)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    rows = eigenvectors.T / (eigenvalues + eps).sqrt().unsqueeze(1)  # (12 features, 12 patch values)
+    weight = torch.cat([rows, -rows]).view(24, 3, 2, 2)  # unfold orders a patch channel-major
+    bias = -weight.view(24, 12) @ mean
+    return weight, bias
+
+
+class FastNet(nn.Sequential):
+    """Whitening conv, three (conv, pool, BN, GELU, conv, BN, GELU) groups, max-pool, linear."""
+
+    def __init__(self, num_classes: int = 10, widths=(64, 256, 256), logit_scale: float = 1 / 9):
+        layers: dict[str, nn.Module] = {"whiten": nn.Conv2d(3, 24, 2), "whiten_act": nn.GELU()}
+        c_in = 24
+        for i, width in enumerate(widths, 1):
+            layers[f"group{i}"] = nn.Sequential(
+                nn.Conv2d(c_in, width, 3, padding="same", bias=False), nn.MaxPool2d(2),
+                ShiftOnlyBatchNorm(width), nn.GELU(),
+                nn.Conv2d(width, width, 3, padding="same", bias=False), ShiftOnlyBatchNorm(width), nn.GELU())
+            c_in = width
+        layers.update(pool=nn.AdaptiveMaxPool2d(1), flatten=nn.Flatten(), head=nn.Linear(c_in, num_classes, bias=False))
+        super().__init__(OrderedDict(layers))
+        self.logit_scale = logit_scale
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and module is not self.whiten:
+                nn.init.dirac_(module.weight[:module.in_channels])  # start near identity: early steps stay stable
+        self.seed_regularized = [name for name, p in self.named_parameters() if p.dim() > 1 and name != "whiten.weight"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.logit_scale
+
+    def whiten_(self, images: torch.Tensor) -> None:
+        """Set the first layer from the images' patch statistics and freeze its weights."""
+        weight, bias = whitening_weights(images)
+        with torch.no_grad():
+            self.whiten.weight.copy_(weight)
+            self.whiten.bias.copy_(bias)
+        self.whiten.weight.requires_grad_(False)
+
+
+@register_model
+def fast_net(num_classes: int = 10) -> nn.Module:
+    """The fast preset's network: widths 64/256/256, 1.97 M parameters."""
+    return FastNet(num_classes)

@@ -210,3 +210,39 @@ run's best-epoch weights, chosen on validation; the test set was not used for an
 <h2>Run configurations</h2>{configs}
 </body></html>
 """
+
+
+# ---------------------------------------------------------------------------------------------
+# One model's errors (regulab evaluate)
+
+def plot_confusion(confusion, classes, path: Path, title: str = "") -> Path:
+    """Counts of true (rows) against predicted (columns) classes, each row shaded by its share."""
+    shares = confusion / confusion.sum(1, keepdims=True).clip(min=1)
+    fig = Figure(figsize=(7.5, 6.5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for t in range(len(classes)):
+        for p in range(len(classes)):
+            ax.text(p, t, str(int(confusion[t, p])), ha="center", va="center", fontsize=8,
+                    color="white" if shares[t, p] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_mistakes(images, true: list[str], predicted: list[str], confidence: list[float], path: Path, cols: int = 8) -> Path:
+    """Misclassified images, each titled 'true -> predicted (probability)'."""
+    rows = max(1, -(-len(images) // cols))
+    fig = Figure(figsize=(cols * 1.45, rows * 1.65), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, t, p, c in zip(axes, images, true, predicted, confidence):
+        ax.imshow(image.transpose(1, 2, 0), interpolation="nearest")
+        ax.set_title(f"{t}\n-> {p} ({c:.2f})", fontsize=7)
+    fig.suptitle("most confident mistakes (true -> predicted)" if len(images) else "no mistakes", fontsize=10)
+    fig.savefig(path, dpi=110)
+    return path

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import torch
 
+from regulab.config import Config
 from regulab.errors import RegulabError
 
-CONFIG, HISTORY_CSV, HISTORY_JSON, METRICS = "config.json", "history.csv", "history.json", "metrics.json"
+CONFIG, CONFIG_TOML = "config.json", "config.toml"  # the record resume reads; the file a person repeats runs from
+HISTORY_CSV, HISTORY_JSON, METRICS = "history.csv", "history.json", "metrics.json"
 BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoint.pt", "curves.png"
 
 
@@ -76,6 +78,13 @@ class RunDir:
             raise RegulabError(f"{file} is missing; is {self.path} a regulab run folder?") from None
         except (OSError, ValueError) as exc:
             raise RegulabError(f"{file} is unreadable ({exc}); re-run the training") from None
+
+    def read_config(self) -> Config:
+        """The run's settings; fields added to regulab since the run was made take their defaults."""
+        try:
+            return Config(**self.read_json(CONFIG)).validate()
+        except TypeError as exc:
+            raise RegulabError(f"{self.path / CONFIG} is not a regulab config ({exc}); start a new run") from None
 
     def write_history(self, rows: list[dict]) -> None:
         self.write_json(HISTORY_JSON, rows)

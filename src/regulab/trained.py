@@ -1,0 +1,223 @@
+"""Using a trained run: evaluate it on the test set, predict classes of your own images, and
+export it to ONNX. Every command reads the run folder alone: its config, the normalization its
+training used (metrics.json) and its best weights."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from regulab import data as data_lib
+from regulab.config import Config
+from regulab.errors import RegulabError
+from regulab.models import create_model
+from regulab.report import plot_confusion, plot_mistakes
+from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir, atomic_write
+from regulab.train import tta_views
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+EVALUATION, CONFUSION, MISTAKES = "evaluation.json", "confusion.png", "misclassified.png"
+
+
+@dataclass
+class TrainedRun:
+    """A finished run's model (best weights, eval mode, fp32 on the CPU) and its input statistics."""
+
+    path: Path
+    config: Config
+    model: torch.nn.Module
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainedRun":
+        run = RunDir(path)
+        if not run.path.is_dir():
+            raise RegulabError(f"{run.path} is not a folder; pass a run folder that `regulab train` wrote")
+        if not run.finished():
+            raise RegulabError(f"{run.path} holds no finished run (no {METRICS}); finish it first: "
+                               f"regulab train --resume {run.path}")
+        config = run.read_config()
+        model = create_model(config.model, batch_norm=config.batch_norm, dropout_blocks=config.dropout_blocks,
+                             dropout_head=config.dropout_head)
+        model.load_state_dict(run.load_weights(BEST_WEIGHTS, model))
+        normalization = run.read_json(METRICS)["normalization"]
+        return cls(run.path, config, model.eval(), tuple(normalization["mean"]), tuple(normalization["std"]))
+
+    def normalize(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (N, 3, 32, 32) images as the model saw its training data."""
+        return data_lib.normalize(images, self.mean, self.std)
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor, tta: int | None = None, batch_size: int = 1000) -> torch.Tensor:
+        """Class probabilities of normalized images, with the run's test-time augmentation unless `tta` says."""
+        level = self.config.tta if tta is None else tta
+        out = []
+        for xb in x.split(batch_size):
+            logits = sum(w * self.model(view) for w, view in tta_views(xb, level))
+            out.append(logits.softmax(1))
+        return torch.cat(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+
+def evaluate_run(path: str | os.PathLike, data: str | None = None, tta: int | None = None) -> dict:
+    """Test-set accuracy and loss, per-class precision/recall/F1, the confusion matrix and the
+    most confused pairs; writes evaluation.json, confusion.png and misclassified.png."""
+    trained = TrainedRun.load(path)
+    raw = data_lib.load_cifar10(data or trained.config.data)
+    probs = trained.probabilities(trained.normalize(raw.x_test), tta)
+    labels = torch.from_numpy(raw.y_test)
+    predicted = probs.argmax(1)
+    k = len(data_lib.CLASSES)
+    confusion = torch.bincount(labels * k + predicted, minlength=k * k).view(k, k)  # rows: true, columns: predicted
+    hits = confusion.diag().double()
+    precision = hits / confusion.sum(0).clamp(min=1)
+    recall = hits / confusion.sum(1).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    per_class = [{"class": name, "images": int(confusion[i].sum()), "precision": float(precision[i]),
+                  "recall": float(recall[i]), "f1": float(f1[i])} for i, name in enumerate(data_lib.CLASSES)]
+    off_diagonal = confusion.clone().fill_diagonal_(0)
+    pairs = sorted(((int(off_diagonal[t, p]), t, p) for t in range(k) for p in range(k) if off_diagonal[t, p]), reverse=True)
+    result = {
+        "run": str(trained.path), "data": raw.source, "images": len(labels), "tta": trained.config.tta if tta is None else tta,
+        "accuracy": float((predicted == labels).double().mean()),
+        "loss": float(torch.nn.functional.nll_loss(probs.clamp(min=1e-12).log(), labels)),
+        "per_class": per_class,
+        "most_confused": [{"true": data_lib.CLASSES[t], "predicted": data_lib.CLASSES[p], "count": n} for n, t, p in pairs[:5]],
+        "confusion": confusion.tolist(), "classes": list(data_lib.CLASSES),
+    }
+    RunDir(trained.path).write_json(EVALUATION, result)
+    plot_confusion(confusion.numpy(), data_lib.CLASSES, trained.path / CONFUSION, title=f"{trained.path.name}: test set")
+    wrong = (predicted != labels).nonzero().squeeze(1)
+    wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:48]  # the most confident mistakes first
+    plot_mistakes(raw.x_test[wrong.numpy()], [data_lib.CLASSES[i] for i in labels[wrong]],
+                  [data_lib.CLASSES[i] for i in predicted[wrong]], probs[wrong].max(1).values.tolist(),
+                  trained.path / MISTAKES)
+    return result
+
+
+def evaluation_table(result: dict) -> str:
+    lines = [f"test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} on {result['images']:,} images "
+             f"({result['data']}; test-time augmentation level {result['tta']})", "",
+             f"{'class':<11} {'images':>6} {'precision':>9} {'recall':>7} {'f1':>6}"]
+    lines += [f"{c['class']:<11} {c['images']:>6} {c['precision']:>9.4f} {c['recall']:>7.4f} {c['f1']:>6.4f}"
+              for c in result["per_class"]]
+    lines += ["", "most confused (true -> predicted): " +
+              ", ".join(f"{p['true']} -> {p['predicted']} {p['count']}" for p in result["most_confused"])]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# predict
+
+def image_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """The files to predict: each file given, and the image files of each folder given (sorted)."""
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise RegulabError(f"{item} holds no image files ({', '.join(IMAGE_SUFFIXES)}); pass images or a folder of them")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise RegulabError(f"{item} does not exist; pass image files or folders")
+    return files
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Any image Pillow reads, as uint8 (3, 32, 32): the centred square, resized (CIFAR's images
+    are square, and squashing a wide photo would distort what the net knows)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                side = min(image.size)
+                left, top = (image.width - side) // 2, (image.height - side) // 2
+                image = image.crop((left, top, left + side, top + side)).resize((32, 32), Image.Resampling.LANCZOS)
+                return np.asarray(image).transpose(2, 0, 1).copy()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        reason = "not an image format Pillow knows" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
+        raise RegulabError(f"{path} is not a readable image ({reason}); pass PNG, JPEG, BMP, GIF, WebP or TIFF files") from None
+
+
+def predict(path: str | os.PathLike, inputs: list[str | os.PathLike], top: int = 3) -> list[dict]:
+    """Top-`top` classes with probabilities for each image."""
+    if not 1 <= top <= len(data_lib.CLASSES):
+        raise RegulabError(f"--top must be between 1 and {len(data_lib.CLASSES)}, not {top}")
+    trained = TrainedRun.load(path)
+    files = image_files(inputs)
+    images = np.stack([read_image(f) for f in files])
+    probs = trained.probabilities(trained.normalize(images))
+    values, indices = probs.topk(top, dim=1)
+    return [{"file": str(f), "top": [{"class": data_lib.CLASSES[i], "probability": round(float(p), 6)}
+                                     for p, i in zip(v, ix)]} for f, v, ix in zip(files, values, indices)]
+
+
+def prediction_lines(predictions: list[dict]) -> str:
+    return "\n".join(f"{p['file']}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in p["top"])
+                     for p in predictions)
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None, check_images: int = 1000) -> dict:
+    """Write RUN_DIR/model.onnx (or `out`) and model.json beside it: input layout, normalization
+    and classes. Where onnxruntime is installed, compare its logits with PyTorch's on real test
+    images and report the largest difference."""
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise RegulabError("export needs the ONNX packages; install them: pip install 'regulab[onnx]'") from None
+    trained = TrainedRun.load(path)
+    target = Path(out) if out else trained.path / "model.onnx"
+    example = torch.zeros(2, 3, 32, 32)
+    batch = torch.export.Dim("batch", min=1)
+    onnx_log = logging.getLogger("torch.onnx")  # it notes every optional package it did not find
+    level, onnx_log.level = onnx_log.level, logging.ERROR
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(trained.model, (example,), input_names=["image"], output_names=["logits"],
+                                    dynamic_shapes=({0: batch},), dynamo=True, verbose=False)
+    onnx_log.setLevel(level)
+    atomic_write(target, program.model_proto.SerializeToString())
+    card = {
+        "model": target.name, "trained_in": str(trained.path), "architecture": trained.config.model,
+        "input": {"name": "image", "shape": ["batch", 3, 32, 32], "dtype": "float32", "layout": "NCHW, RGB"},
+        "normalization": {"formula": "image = (pixel - mean) / std, per channel, pixel in 0-255",
+                          "mean": list(trained.mean), "std": list(trained.std)},
+        "output": {"name": "logits", "shape": ["batch", 10], "note": "softmax over axis 1 gives class probabilities; "
+                   "no test-time augmentation inside"},
+        "classes": list(data_lib.CLASSES),
+    }
+    try:
+        import onnxruntime
+    except ImportError:
+        card["check"] = "onnxruntime not installed: outputs not compared"
+    else:
+        raw = data_lib.load_cifar10(trained.config.data)
+        x = trained.normalize(raw.x_test[:check_images])
+        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        onnx_logits = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        with torch.no_grad():
+            torch_logits = trained.model(x)
+        card["check"] = {"images": len(x), "data": raw.source,
+                         "max_abs_logit_difference": float((onnx_logits - torch_logits).abs().max()),
+                         "same_top_class": float((onnx_logits.argmax(1) == torch_logits.argmax(1)).double().mean())}
+    atomic_write(target.with_suffix(".json"), (json.dumps(card, indent=2) + "\n").encode())
+    return card

@@ -1,0 +1,129 @@
+"""evaluate, predict and export on a small real run (the bundled CIFAR-10 subset)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from regulab import data as data_lib
+from regulab.config import make_config
+from regulab.errors import RegulabError
+from regulab.train import evaluate, train
+from regulab.trained import TrainedRun, evaluate_run, predict, read_image
+
+
+def regulab(*args):
+    return subprocess.run([sys.executable, "-m", "regulab", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "run"
+    cfg = make_config("seed-all", data="cifar10-mini", epochs=2, batch_size=64, out=str(out))
+    train(cfg, log=lambda *_: None, progress=False)
+    return out
+
+
+def test_evaluate_counts_and_per_class_scores(run):
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    result = evaluate_run(run, tta=0)
+    trained = TrainedRun.load(run)
+    raw = data_lib.load_mini()
+    x = trained.normalize(raw.x_test)
+    predicted = trained.probabilities(x, tta=0).argmax(1).numpy()
+    assert result["accuracy"] == pytest.approx(evaluate(trained.model, x, torch.from_numpy(raw.y_test), 1000, "fp32")[1])
+    assert np.array_equal(result["confusion"], confusion_matrix(raw.y_test, predicted, labels=range(10)))
+    precision, recall, f1, support = precision_recall_fscore_support(raw.y_test, predicted, labels=range(10), zero_division=0)
+    for i, row in enumerate(result["per_class"]):
+        assert row["class"] == data_lib.CLASSES[i] and row["images"] == support[i] == 100
+        assert row["precision"] == pytest.approx(precision[i]) and row["recall"] == pytest.approx(recall[i])
+        assert row["f1"] == pytest.approx(f1[i])
+    counts = [p["count"] for p in result["most_confused"]]
+    assert counts == sorted(counts, reverse=True) and counts[0] == max(
+        result["confusion"][t][p] for t in range(10) for p in range(10) if t != p)
+    for name in ("evaluation.json", "confusion.png", "misclassified.png"):
+        assert (run / name).stat().st_size > 1000
+    with Image.open(run / "misclassified.png") as grid:
+        assert grid.size[0] > 800  # 8 images a row
+
+
+def test_evaluate_command_prints_the_table(run):
+    result = regulab("evaluate", str(run))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("test accuracy ") and "most confused" in result.stdout
+    assert sum(line.split()[0] in data_lib.CLASSES for line in lines if line.strip()) == 10
+
+
+def _write_images(folder, raw):
+    """Test images 0-2 as exact 32x32 PNGs, image 3 scaled to 100x60 JPEG, and one text file."""
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(raw.x_test[i].transpose(1, 2, 0)).save(folder / f"img{i}.png")
+    Image.fromarray(raw.x_test[3].transpose(1, 2, 0)).resize((100, 60)).save(folder / "wide.jpg", quality=95)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_predict_uses_the_runs_normalization_and_reads_folders(run, tmp_path):
+    raw = data_lib.load_mini()
+    folder = _write_images(tmp_path / "images", raw)
+    predictions = predict(run, [folder], top=3)
+    assert [p["file"].rsplit("/", 1)[1] for p in predictions] == ["img0.png", "img1.png", "img2.png", "wide.jpg"]
+    trained = TrainedRun.load(run)
+    expected = trained.probabilities(trained.normalize(raw.x_test[:3]))
+    for p, probs in zip(predictions, expected):
+        values, indices = probs.topk(3)
+        assert [t["class"] for t in p["top"]] == [data_lib.CLASSES[i] for i in indices]
+        assert [t["probability"] for t in p["top"]] == pytest.approx(values.tolist(), abs=1e-6)
+    assert read_image(folder / "wide.jpg").shape == (3, 32, 32)
+
+
+def test_predict_command_json_and_bad_images(run, tmp_path):
+    folder = _write_images(tmp_path / "images", data_lib.load_mini())
+    result = regulab("predict", str(run), str(folder / "img0.png"), str(folder / "wide.jpg"), "--json", "--top", "2")
+    assert result.returncode == 0, result.stderr
+    parsed = json.loads(result.stdout)
+    assert len(parsed) == 2 and all(len(p["top"]) == 2 for p in parsed)
+    assert sum(t["probability"] for t in parsed[0]["top"]) <= 1.0
+
+    truncated = folder / "broken.png"
+    truncated.write_bytes((folder / "img0.png").read_bytes()[:60])
+    for bad, message in [(folder / "notes.txt", "is not a readable image"), (truncated, "is not a readable image"),
+                         (tmp_path / "missing.png", "does not exist")]:
+        result = regulab("predict", str(run), str(bad))
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unfinished_run_is_refused(run, tmp_path):
+    (tmp_path / "half").mkdir()
+    with pytest.raises(RegulabError, match="no finished run"):
+        TrainedRun.load(tmp_path / "half")
+
+
+def test_onnx_export_matches_pytorch_on_real_images(run, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime", reason="install regulab[onnx] to test the export")
+    result = regulab("export", str(run), "--format", "onnx", "--out", str(tmp_path / "net.onnx"))
+    assert result.returncode == 0, result.stderr
+    card = json.loads((tmp_path / "net.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert card["normalization"]["mean"] == pytest.approx(metrics["normalization"]["mean"])
+    assert card["classes"] == list(data_lib.CLASSES) and card["input"]["layout"] == "NCHW, RGB"
+
+    # Tolerance: float32 logits agree to 1e-4 (kernels sum in different orders), top class always.
+    raw = data_lib.load_mini()
+    trained = TrainedRun.load(run)
+    x = trained.normalize(raw.x_test)
+    session = onnxruntime.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
+    onnx_logits = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+    with torch.no_grad():
+        torch_logits = trained.model(x)
+    assert (onnx_logits - torch_logits).abs().max() < 1e-4
+    assert torch.equal(onnx_logits.argmax(1), torch_logits.argmax(1))
+    assert card["check"]["max_abs_logit_difference"] < 1e-4 and "largest logit difference" in result.stdout

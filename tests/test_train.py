@@ -244,16 +244,20 @@ def test_whiten_needs_a_model_with_a_whitening_layer(tmp_path):
 
 def test_lookahead_pulls_a_slow_copy_and_restarts_from_it():
     model = torch.nn.Linear(3, 2)
-    lookahead = train_lib.Lookahead(model, every=5)
-    slow = {k: v.clone() for k, v in model.state_dict().items()}
+    lookahead = train_lib.Lookahead(every=5)
     with torch.no_grad():
         model.weight.add_(1.0)
-    fast = {k: v.clone() for k, v in model.state_dict().items()}
-    lookahead.update(model, progress=0.0)  # early: the slow copy just follows
-    assert all(torch.equal(model.state_dict()[k], fast[k]) for k in fast)
+    lookahead.finish(model)  # no pull yet: the trained weights stay, not the initial ones
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    lookahead.update(model, progress=0.01)  # the first pull starts the slow copy here
+    assert all(torch.equal(model.state_dict()[k], trained[k]) for k in trained)
     with torch.no_grad():
         model.weight.add_(1.0)
     lookahead.update(model, progress=1.0)  # late: it moves (1 - 0.95^5) of the way
-    expected = fast["weight"] + (1 - 0.95**5) * 1.0
+    expected = trained["weight"] + (1 - 0.95**5) * 1.0
     assert torch.allclose(model.weight, expected) and torch.allclose(lookahead.state_dict()["weight"], expected)
-    assert torch.equal(model.bias, slow["bias"])  # untouched tensors stay
+    assert torch.equal(model.bias, trained["bias"])
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    lookahead.finish(model)  # the run ends on the slow weights
+    assert torch.allclose(model.weight, expected)

@@ -111,16 +111,20 @@ class Lookahead:
     the trained ones, and restart training from it (Zhang et al. 2019, with airbench's schedule).
     The pull grows with the cube of progress: early on the slow copy simply follows, late in
     the run it averages (decay 0.95 per step), which is where averaging helps; the run ends on
-    the slow weights."""
+    the slow weights. The slow copy starts at the first pull, so a run too short for one keeps
+    its trained weights rather than its initial ones."""
 
-    def __init__(self, model: nn.Module, every: int):
+    def __init__(self, every: int):
         self.every = every
-        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.slow: dict[str, torch.Tensor] | None = None
 
     @torch.no_grad()
     def update(self, model: nn.Module, progress: float) -> None:
-        decay = 0.95 ** self.every * progress ** 3
         state = model.state_dict()
+        if self.slow is None:
+            self.slow = {k: v.detach().clone() for k, v in state.items() if v.is_floating_point()}
+            return
+        decay = 0.95 ** self.every * progress ** 3
         for name, slow in self.slow.items():
             slow.lerp_(state[name], 1 - decay)
             state[name].copy_(slow)
@@ -128,15 +132,14 @@ class Lookahead:
     @torch.no_grad()
     def finish(self, model: nn.Module) -> None:
         state = model.state_dict()
-        for name, slow in self.slow.items():
+        for name, slow in (self.slow or {}).items():
             state[name].copy_(slow)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict | None:
         return self.slow
 
-    def load_state_dict(self, state: dict) -> None:
-        for name, slow in self.slow.items():
-            slow.copy_(state[name])
+    def load_state_dict(self, state: dict | None) -> None:
+        self.slow = state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,7 +355,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     # With an EMA, the averaged weights are the ones evaluated, selected and saved.
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
     evaluated = ema.module if ema else model
-    lookahead = Lookahead(model, cfg.lookahead) if cfg.lookahead else None
+    lookahead = Lookahead(cfg.lookahead) if cfg.lookahead else None
     augment = BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, seed=cfg.seed)
     shuffle = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []

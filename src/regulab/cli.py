@@ -195,8 +195,8 @@ def _run(args: argparse.Namespace) -> int:
             train(_resumed_config(args.resume, overrides), resume=True)
         else:
             from_file = read_toml(args.config) if args.config else {}
-            preset = args.preset or from_file.pop("preset", "seed")
-            from_file.pop("preset", None)
+            file_preset = from_file.pop("preset", None)
+            preset = args.preset or file_preset or "seed"
             given = {k: v for k, v in overrides.items() if v is not None}
             train(make_config(preset, **{**from_file, **given}), overwrite=args.overwrite)
         import torch.distributed as dist

@@ -198,6 +198,12 @@ def tta_views(x: torch.Tensor, level: int) -> list[tuple[float, torch.Tensor]]:
     return [(weight / 2, view) for weight, view in views] + [(0.125, v) for s in shifted for v in (s, s.flip(3))]
 
 
+def tta_logits(model: nn.Module, x: torch.Tensor, level: int) -> torch.Tensor:
+    """The weighted mean of the model's float logits over `tta_views(x, level)`."""
+    return sum(weight * model(view.contiguous(memory_format=torch.channels_last)).float()
+               for weight, view in tta_views(x, level))
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, precision: str,
              tta: int = 0) -> tuple[float, float]:
@@ -211,8 +217,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         xb = x[start:start + batch_size].to(device, non_blocking=True)
         yb = y[start:start + batch_size].to(device, non_blocking=True)
         with autocast(device, precision):
-            logits = sum(weight * model(view.contiguous(memory_format=torch.channels_last)).float()
-                         for weight, view in tta_views(xb, tta))
+            logits = tta_logits(model, xb, tta)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum")
         correct += (logits.argmax(1) == yb).sum()
     return loss_sum.item() / len(y), correct.item() / len(y)
@@ -290,6 +295,12 @@ class _StopOnSignal:
             signal.signal(s, handler)
 
 
+def build_model(cfg: Config) -> nn.Module:
+    """The network `cfg` describes, freshly initialized."""
+    return create_model(cfg.model, batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks,
+                        dropout_head=cfg.dropout_head)
+
+
 def default_out(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.preset}-{datetime.now():%Y%m%d-%H%M%S}"
 
@@ -305,8 +316,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     cfg.validate()
     check_tracking(cfg)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks,
-                         dropout_head=cfg.dropout_head)  # before anything is written: the name may be wrong
+    model = build_model(cfg)  # before anything is written: the name may be wrong
     if cfg.whiten and not hasattr(model, "whiten_"):
         raise RegulabError(f"--whiten needs a model with a whitening layer, such as fast-net; {cfg.model} has none")
     device = resolve_device(cfg.device)

@@ -17,10 +17,9 @@ import torch
 from regulab import data as data_lib
 from regulab.config import Config
 from regulab.errors import RegulabError
-from regulab.models import create_model
 from regulab.report import plot_confusion, plot_mistakes
 from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir, atomic_write
-from regulab.train import tta_views
+from regulab.train import build_model, tta_logits
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 EVALUATION, CONFUSION, MISTAKES = "evaluation.json", "confusion.png", "misclassified.png"
@@ -45,8 +44,7 @@ class TrainedRun:
             raise RegulabError(f"{run.path} holds no finished run (no {METRICS}); finish it first: "
                                f"regulab train --resume {run.path}")
         config = run.read_config()
-        model = create_model(config.model, batch_norm=config.batch_norm, dropout_blocks=config.dropout_blocks,
-                             dropout_head=config.dropout_head)
+        model = build_model(config)
         model.load_state_dict(run.load_weights(BEST_WEIGHTS, model))
         normalization = run.read_json(METRICS)["normalization"]
         return cls(run.path, config, model.eval(), tuple(normalization["mean"]), tuple(normalization["std"]))
@@ -61,8 +59,7 @@ class TrainedRun:
         level = self.config.tta if tta is None else tta
         out = []
         for xb in x.split(batch_size):
-            logits = sum(w * self.model(view) for w, view in tta_views(xb, level))
-            out.append(logits.softmax(1))
+            out.append(tta_logits(self.model, xb, level).softmax(1))
         return torch.cat(out)
 
 

@@ -21,7 +21,8 @@ from regulab import data as data_lib
 from regulab.augment import BatchAugment
 from regulab.config import make_config
 from regulab.models import create_model
-from regulab.train import autocast, build_optimizer, evaluate, resolve_device, resolve_precision
+from regulab.evaluation import autocast, evaluate
+from regulab.train import build_optimizer, resolve_device, resolve_precision
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,7 +37,7 @@ def main():
     torch.set_flush_denormal(True)
     device = resolve_device(cfg.device)
     precision, _ = resolve_precision(cfg.precision, device)
-    splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed)
+    splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
     x_train, y_train = (t.to(device) for t in splits.train)
     model = create_model(cfg.model).to(device, memory_format=torch.channels_last)
     model.whiten_(x_train[:5000])

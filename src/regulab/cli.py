@@ -1,6 +1,6 @@
 """regulab: train CNNs on CIFAR-10 and measure what stops them overfitting.
 
-Commands: train, plot, presets, compare, report, evaluate, predict, export.
+Commands: train, plot, presets, compare, sweep, report, evaluate, predict, export.
 
 Every field of `Config` is an option of `regulab train` (`--batch-size 64`), applied on top of
 the chosen preset. Problems the user can fix end in one line on stderr and exit status 1;
@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from regulab.config import CHOICES, PRESETS, Config, config_fields, make_config, preset_description, read_toml
+from regulab.config import CHOICES, PRESETS, SWEEP_OWN, Config, config_fields, make_config, preset_description, read_toml
 from regulab.errors import RegulabError, TrainingStopped
 
 # What may differ when a run is resumed: how far it goes, where it runs and logs, not what it computes.
@@ -22,8 +22,6 @@ RESUMABLE = {"epochs", "device", "precision", "threads", "eval_batch_size", "ten
 TRACKERS = {"tensorboard": "DIR", "mlflow": "URI"}  # options that may be given without a value
 
 
-# Settings `compare` decides per run itself.
-COMPARE_OWN = {"preset", "seed", "out", "threads"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,7 +47,8 @@ def _add_config_options(parser: argparse.ArgumentParser, skip=("preset",)) -> No
             continue
         option = f"--{field.name.replace('_', '-')}"
         if isinstance(field.default, bool):
-            parser.add_argument(option, action="store_const", const=True, default=None, help="off unless given")
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None,
+                                help="on with the option, off with --no-...; default: the preset's")
             continue
         kind = type(field.default) if field.default is not None else str
         if field.name in TRACKERS:  # given alone, the option means its default place
@@ -81,13 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("presets", help="list the presets with a line each")
 
     compare = commands.add_parser("compare", help="train presets x seeds on the same split, then write report.html")
-    compare.add_argument("presets", nargs="+", metavar="PRESET")
-    compare.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every preset (default 1)")
-    compare.add_argument("--out", type=Path, default=Path("runs/compare"), help="the comparison folder (default runs/compare)")
-    compare.add_argument("--jobs", type=int, default=0, help="runs at once (default: one per core, cores split between them)")
-    compare.add_argument("--ray", metavar="ADDRESS", help="spread the runs over a Ray cluster ('local' starts one here); "
-                         "needs regulab[ray] and a folder every node sees")
-    _add_config_options(compare, skip=COMPARE_OWN)
+    sweep = commands.add_parser("sweep", help="train presets x a grid of settings x seeds, then write report.html")
+    sweep.add_argument("--grid", action="append", default=[], metavar="SETTING=V1,V2",
+                       help="values of one train option to try (repeat for a product), e.g. --grid l2=0,1e-4,1e-3")
+    for parser_, default in ((compare, "runs/compare"), (sweep, "runs/sweep")):
+        parser_.add_argument("presets", nargs="+", metavar="PRESET")
+        parser_.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every preset (default 1)")
+        parser_.add_argument("--out", type=Path, default=Path(default), help=f"the report's folder (default {default})")
+        parser_.add_argument("--runs-dir", type=Path, help="where the runs live (default OUT/runs); share one between "
+                             "sweeps so a training they have in common runs once")
+        parser_.add_argument("--baseline", metavar="NAME", help="compare every group with this preset (or grid value, "
+                             "such as l2=0) over matched seeds: paired differences with 95%% intervals")
+        parser_.add_argument("--jobs", type=int, default=0, help="runs at once (default: one per core, cores split between them)")
+        parser_.add_argument("--threads", type=int, default=0, help="threads per run (default: the cores / --jobs)")
+        parser_.add_argument("--ray", metavar="ADDRESS", help="spread the runs over a Ray cluster ('local' starts one "
+                             "here), --threads CPUs reserved per run; needs regulab[ray] and a folder every node sees")
+        _add_config_options(parser_, skip=SWEEP_OWN)
 
     report = commands.add_parser("report", help="rebuild a comparison folder's table, figures and report.html")
     report.add_argument("folder", type=Path)
@@ -108,17 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("onnx",), default="onnx")
     export.add_argument("--out", type=Path, help="default RUN_DIR/model.onnx")
     return parser
-
-
-def _as_arguments(args: argparse.Namespace, skip) -> list[str]:
-    """The config options given on this command line, written back as arguments for a child."""
-    out = []
-    for field in config_fields():
-        value = getattr(args, field.name, None)
-        if field.name in skip or value is None:
-            continue
-        out += [f"--{field.name.replace('_', '-')}"] + ([] if value is True else [str(value)])
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,11 +150,15 @@ def _run(args: argparse.Namespace) -> int:
             raise RegulabError(f"{run.path} has an empty history; train at least one epoch first")
         path = plot_curves(history, run.path / CURVES, title=run_title(config))
         print(path)
-    elif args.command == "compare":
-        from regulab.compare import compare
+    elif args.command in ("compare", "sweep"):
         from regulab.report import write_report
+        from regulab.sweep import parse_grid, sweep
 
-        compare(args.presets, args.seeds, args.out, args.jobs, _as_arguments(args, COMPARE_OWN), ray=args.ray)
+        grid = parse_grid(args.grid) if args.command == "sweep" else {}
+        given = {f.name: getattr(args, f.name) for f in config_fields()
+                 if f.name not in SWEEP_OWN and getattr(args, f.name, None) is not None}
+        sweep(args.presets, args.out, grid, args.seeds, given, jobs=args.jobs, threads=args.threads,
+              runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray)
         print(f"report: {write_report(args.out)}")
     elif args.command == "report":
         from regulab.report import write_report

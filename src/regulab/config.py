@@ -21,6 +21,7 @@ class Config:
     data: str | None = None     # archive, folder or 'cifar10-mini'; None: $REGULAB_DATA, cache, download
     val_fraction: float = 0.3   # seed: train_test_split(test_size=0.3); 0 trains on all 50,000
     split_seed: int = 777       # seed: random_state=777, so every run validates on the same 15,000
+    train_fraction: float = 1.0  # train on this stratified share of the training split (same images for every run; nested)
     # -- model
     model: str = "seed-cnn"     # a name from regulab.models.MODELS
     whiten: bool = False        # set the model's first layer from a whitening of 2x2 training patches, then freeze it
@@ -81,6 +82,7 @@ class Config:
         need(self.lr > 0, f"--lr must be positive, not {self.lr}")
         need(self.l2 >= 0, f"--l2 must be zero or positive, not {self.l2}")
         need(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), not {self.val_fraction}")
+        need(0 < self.train_fraction <= 1, f"--train-fraction must be in (0, 1], not {self.train_fraction}")
         need(self.threads >= 0, f"--threads must be 0 (default) or more, not {self.threads}")
         need(self.l1 >= 0 and self.weight_decay >= 0, "--l1 and --weight-decay must be zero or positive")
         for name in ("dropout_blocks", "dropout_head"):
@@ -120,6 +122,8 @@ CHOICES = {
     "penalty_scope": ("seed", "all"),
 }
 AUGMENTATIONS = ("crop", "translate", "flip", "altflip", "cutout")
+# Settings `sweep` and `compare` decide per run themselves: no grid axis, no shared option.
+SWEEP_OWN = ("preset", "seed", "out", "threads")
 
 
 def config_fields() -> list[dataclasses.Field]:

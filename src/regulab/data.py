@@ -296,6 +296,23 @@ def split_indices(n: int, val_fraction: float = 0.3, seed: int = 777) -> tuple[n
     return perm[n_val:], perm[:n_val]
 
 
+def stratified_subset(labels: np.ndarray, fraction: float, seed: int = 777) -> np.ndarray:
+    """Positions of `fraction` of each class's examples, in their original order.
+
+    Each class's positions are shuffled once by `seed` and the first share taken, so every run
+    with the same split seed trains on the same images, and a smaller fraction's subset lies
+    inside every larger one's (10% inside 25% inside 50%): a data-size curve varies one thing.
+    """
+    if fraction >= 1:
+        return np.arange(len(labels))
+    rng = np.random.RandomState(seed)
+    chosen = []
+    for label in np.unique(labels):  # sorted, so the draws do not depend on the order classes appear
+        members = np.flatnonzero(labels == label)
+        chosen.append(members[rng.permutation(len(members))[: max(1, round(fraction * len(members)))]])
+    return np.sort(np.concatenate(chosen))
+
+
 def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std (ddof 0) in float64, as np.mean/np.std(x, axis=(0, 1, 2)) in the seed."""
     mean = tuple(float(x[:, c].mean(dtype=np.float64)) for c in range(3))
@@ -322,12 +339,17 @@ class Splits:
     source: str
 
 
-def prepare(raw: Cifar10, val_fraction: float = 0.3, split_seed: int = 777) -> Splits:
-    """The seed's pipeline: statistics over all training images, then the train/validation split."""
+def prepare(raw: Cifar10, val_fraction: float = 0.3, split_seed: int = 777, train_fraction: float = 1.0) -> Splits:
+    """The seed's pipeline: statistics over all training images, then the train/validation split;
+    then, for a data-size study, a stratified `train_fraction` of the training part (the
+    validation and test sets, and the normalization, stay as they are)."""
     mean, std = channel_stats(raw.x_train)
     x_all, y_all = normalize(raw.x_train, mean, std), torch.from_numpy(raw.y_train)
     test = (normalize(raw.x_test, mean, std), torch.from_numpy(raw.y_test))
     if val_fraction == 0:
-        return Splits((x_all, y_all), None, test, mean, std, raw.source)
-    train_idx, val_idx = (torch.from_numpy(i) for i in split_indices(len(y_all), val_fraction, split_seed))
-    return Splits((x_all[train_idx], y_all[train_idx]), (x_all[val_idx], y_all[val_idx]), test, mean, std, raw.source)
+        train_idx, val = np.arange(len(y_all)), None
+    else:
+        train_idx, val_idx = split_indices(len(y_all), val_fraction, split_seed)
+        val = (x_all[val_idx], y_all[val_idx])
+    train_idx = torch.from_numpy(train_idx[stratified_subset(raw.y_train[train_idx], train_fraction, split_seed)])
+    return Splits((x_all[train_idx], y_all[train_idx]), val, test, mean, std, raw.source)

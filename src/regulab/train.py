@@ -34,6 +34,7 @@ from regulab import data as data_lib
 from regulab.augment import BatchAugment
 from regulab.config import Config, to_toml
 from regulab.errors import RegulabError, TrainingStopped
+from regulab.evaluation import autocast, evaluate
 from regulab.models import create_model, kernel_penalty, regularized_kernels
 from regulab.report import epoch_line, plot_curves, run_title
 from regulab.rundir import (
@@ -173,56 +174,6 @@ def resolve_precision(name: str, device: torch.device) -> tuple[str, str | None]
     return name, None
 
 
-def autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluation
-
-def tta_views(x: torch.Tensor, level: int) -> list[tuple[float, torch.Tensor]]:
-    """The views of a batch whose logits test-time augmentation averages, with their weights.
-
-    Level 1: the images and their mirror images, half each. Level 2: those two for half the
-    weight, and the other half shared by both orientations of the images shifted one pixel
-    up-left and one pixel down-right (mirrored edges fill in), as in airbench.
-    """
-    if level == 0:
-        return [(1.0, x)]
-    views = [(0.5, x), (0.5, x.flip(3))]
-    if level == 1:
-        return views
-    h, w = x.shape[-2:]
-    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-    shifted = [padded[..., 2:, 2:], padded[..., :h, :w]]
-    return [(weight / 2, view) for weight, view in views] + [(0.125, v) for s in shifted for v in (s, s.flip(3))]
-
-
-def tta_logits(model: nn.Module, x: torch.Tensor, level: int) -> torch.Tensor:
-    """The weighted mean of the model's float logits over `tta_views(x, level)`."""
-    return sum(weight * model(view.contiguous(memory_format=torch.channels_last)).float()
-               for weight, view in tta_views(x, level))
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, precision: str,
-             tta: int = 0) -> tuple[float, float]:
-    """Mean cross-entropy (without any penalty) and accuracy over a whole set, of the logits
-    averaged over `tta_views` when `tta` is 1 or 2."""
-    model.eval()
-    device = next(model.parameters()).device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(0, len(y), batch_size):
-        xb = x[start:start + batch_size].to(device, non_blocking=True)
-        yb = y[start:start + batch_size].to(device, non_blocking=True)
-        with autocast(device, precision):
-            logits = tta_logits(model, xb, tta)
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-        correct += (logits.argmax(1) == yb).sum()
-    return loss_sum.item() / len(y), correct.item() / len(y)
-
-
 # ---------------------------------------------------------------------------------------------
 # Several processes (torchrun): each trains on its share of every batch
 
@@ -343,7 +294,8 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
         log(f"note: {note}")
 
     if splits is None:
-        splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed)
+        splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed,
+                                  cfg.train_fraction)
     x_train, y_train = (t.to(device) for t in splits.train)
     n_train = len(y_train)
     log(f"data: {splits.source}: {n_train:,} train, {len(splits.val[1]) if splits.val else 0:,} validation, "
@@ -460,12 +412,11 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
             if workers.main:  # the others wait for its row and its choice of the best epoch
                 # Keras's val_loss adds the penalty at the epoch's end weights.
                 end_penalty = kernel_penalty(model, cfg.l2, cfg.l1, cfg.penalty_scope).item()
+                val_data_loss = val_acc = val_ece = None
                 if splits.val is not None:
-                    val_data_loss, val_acc = evaluate(evaluated, *splits.val, cfg.eval_batch_size, precision)
-                    row.update(val_loss=val_data_loss + end_penalty, val_acc=val_acc)
-                else:
-                    val_data_loss, val_acc = None, None
-                    row.update(val_loss=None, val_acc=None)
+                    val_data_loss, val_acc, val_ece = evaluate(evaluated, *splits.val, cfg.eval_batch_size, precision)
+                row.update(val_loss=None if val_data_loss is None else val_data_loss + end_penalty, val_acc=val_acc,
+                           val_ece=val_ece)
                 eval_seconds += time.perf_counter() - started - train_seconds
                 row.update(data_loss=data_loss_mean, penalty=penalty_mean, val_data_loss=val_data_loss,
                            lr=optimizer.param_groups[0]["lr"], steps=len(batches), seconds=time.perf_counter() - started,
@@ -497,7 +448,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     if best_epoch != len(history):
         evaluated.load_state_dict(run.load_weights(BEST_WEIGHTS, evaluated))
         best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, precision)
-    best_test_tta = evaluate(evaluated, *splits.test, cfg.eval_batch_size, precision, cfg.tta) if cfg.tta else (None, None)
+    best_test_tta = evaluate(evaluated, *splits.test, cfg.eval_batch_size, precision, cfg.tta) if cfg.tta else None
     eval_seconds += time.perf_counter() - started_test
     best = history[best_epoch - 1]
     metrics = {
@@ -505,9 +456,11 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
         "min_val_loss_epoch": min(history, key=lambda r: r["val_loss"])["epoch"] if splits.val else None,
         "epochs_run": len(history), "final_acc": history[-1]["acc"], "final_val_acc": history[-1]["val_acc"],
         # Test accuracy of the weights chosen on validation; the last epoch's beside it.
-        "test_loss": best_test[0], "test_acc": best_test[1],
-        "test_loss_last": last_test[0], "test_acc_last": last_test[1],
-        "tta": cfg.tta, "test_loss_tta": best_test_tta[0], "test_acc_tta": best_test_tta[1],
+        # test_loss is the negative log-likelihood of the true class (no penalty): with test_ece, the calibration.
+        "test_loss": best_test.loss, "test_acc": best_test.acc, "test_ece": best_test.ece,
+        "test_loss_last": last_test.loss, "test_acc_last": last_test.acc, "test_ece_last": last_test.ece,
+        "tta": cfg.tta, "test_loss_tta": best_test_tta and best_test_tta.loss,
+        "test_acc_tta": best_test_tta and best_test_tta.acc, "test_ece_tta": best_test_tta and best_test_tta.ece,
         "epochs": cfg.epochs, "train_size": n_train, "val_size": len(splits.val[1]) if splits.val else 0,
         "test_size": len(splits.test[1]), "data": splits.source, "device": device.type, "precision": precision,
         "threads": torch.get_num_threads(), "seconds": sum(r["seconds"] for r in history),
@@ -523,11 +476,12 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     trackers.finish(metrics, [run.path / CURVES, run.path / METRICS, run.path / CONFIG_TOML])
     if splits.val is not None:
         log(f"best epoch {best_epoch}: val_acc {best['val_acc']:.4f}; "
-            f"test_acc {best_test[1]:.4f} (best weights), {last_test[1]:.4f} (last)")
+            f"test_acc {best_test.acc:.4f} (best weights), {last_test.acc:.4f} (last); "
+            f"test ECE {best_test.ece:.4f}")
     else:
-        log(f"test_acc {best_test[1]:.4f} after {best_epoch} epochs")
+        log(f"test_acc {best_test.acc:.4f} after {best_epoch} epochs; test ECE {best_test.ece:.4f}")
     if cfg.tta:
-        log(f"test_acc {best_test_tta[1]:.4f} with test-time augmentation (level {cfg.tta}), {best_test[1]:.4f} without")
+        log(f"test_acc {best_test_tta.acc:.4f} with test-time augmentation (level {cfg.tta}), {best_test.acc:.4f} without")
     log(f"wall time {metrics['wall_seconds']:.0f} s: training {metrics['train_seconds']:.0f} s, "
         f"evaluation {eval_seconds:.0f} s; outputs in {run.path}")
     return metrics

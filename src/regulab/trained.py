@@ -19,7 +19,8 @@ from regulab.config import Config
 from regulab.errors import RegulabError
 from regulab.report import plot_confusion, plot_mistakes
 from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir, atomic_write
-from regulab.train import build_model, tta_logits
+from regulab.evaluation import reliability, tta_logits
+from regulab.train import build_model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 EVALUATION, CONFUSION, MISTAKES = "evaluation.json", "confusion.png", "misclassified.png"

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from regulab import data as data_lib
 from regulab.augment import BatchAugment
 from regulab.config import make_config
-from regulab.models import create_model
 from regulab.evaluation import autocast, evaluate
+from regulab.models import create_model
 from regulab.train import build_optimizer, resolve_device, resolve_precision
 
 HERE = Path(__file__).resolve().parent

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from regulab import data as data_lib
 from regulab.config import make_config
-from regulab.models import create_model
 from regulab.evaluation import autocast
+from regulab.models import create_model
 from regulab.train import native_bf16, train
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from regulab.cli import main
@@ -86,3 +87,96 @@ def test_ci_runs_the_readmes_test_command():
     readme = (root / "README.md").read_text()
     test_command = readme.split("Set up and run the tests")[1].split("```bash\n")[1].split("\n```")[0]
     assert test_command.strip() in (root / ".ci" / "run").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# A newcomer's first hour: what must not break or mislead
+
+def test_a_failed_start_leaves_nothing_behind(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "regulab", "train", "--data", "/nonexistent"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "no CIFAR-10 data at /nonexistent" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no empty runs/seed-<date>/ left to puzzle over
+    assert main(["train", "--data", "/nonexistent", "--out", str(tmp_path / "x")]) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_where_no_training_started_says_exactly_that(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in (["evaluate", str(empty)], ["train", "--resume", str(empty)], ["predict", str(empty), str(tmp_path)]):
+        assert main(args) == 1
+        assert f"{empty} holds no regulab run: no training ever started there" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_runs_length_and_init_from_trains_on(tmp_path, capsys):
+    first = tmp_path / "first"
+    quick = ["--data", "cifar10-mini", "--batch-size", "256", "--train-fraction", "0.25"]
+    assert main(["train", "--preset", "seed-noreg", "--epochs", "1", "--out", str(first), *quick]) == 0
+    assert main(["train", "--resume", str(first), "--epochs", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "--epochs cannot change when resuming" in err and f"--init-from {first} --epochs N" in err
+    assert main(["train", "--resume", str(first)]) == 1
+    assert f"nothing to resume. To train on from its weights, start a new run: regulab train --init-from {first}" in \
+        capsys.readouterr().err
+    # A new run from the finished run's best weights: with a learning rate too small to move them,
+    # its weights stay the ones it started from.
+    second = tmp_path / "second"
+    assert main(["train", "--preset", "seed-noreg", "--init-from", str(first), "--lr", "1e-30", "--epochs", "1",
+                 "--out", str(second), *quick]) == 0
+    assert f"starting from the weights of {first}" in capsys.readouterr().out
+    start, end = (torch.load(path, weights_only=True) for path in (first / "best.pt", second / "last.pt"))
+    assert all(torch.allclose(start[k], end[k]) for k in start)
+    assert json.loads((second / "config.json").read_text())["init_from"] == str(first)
+    assert main(["train", "--preset", "fast", "--init-from", str(first), "--out", str(tmp_path / "third"), *quick]) == 1
+    assert "holds weights for a different model" in capsys.readouterr().err and not (tmp_path / "third").exists()
+
+
+def test_version_preset_settings_and_dry_run(tmp_path, capsys):
+    from regulab import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"regulab {__version__}"
+    assert main(["presets", "seed-all"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("# seed-all: BN") and "batch_norm = true" in shown and 'schedule = "cosine"' in shown
+    assert main(["train", "--preset", "seed", "--dry-run", "--out", str(tmp_path / "never")]) == 0
+    shown = capsys.readouterr().out
+    assert "l2 = 0.001" in shown and "total params: 814,122" in shown and "16 (Linear)" in shown
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--debug"], "--debug is an option of regulab itself: put it before the command"),
+    (["compare", "seed", "--seed", "3"], "unrecognized arguments: --seed 3; did you mean --seeds?"),  # no abbreviations
+    (["sweep", "seed", "--grid", "l2=0", "--epoch", "3"], "did you mean --epochs?"),
+])
+def test_usage_mistakes_are_named_and_nothing_runs(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "regulab", *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "fast", "--batch-norm"], "the fast-net model does not take --batch-norm"),
+    (["--model", "fast-net", "--dropout-head", "0.5"], "the fast-net model does not take --dropout-head"),
+])
+def test_an_option_the_model_cannot_take_is_refused(args, message, capsys, tmp_path):
+    assert main(["train", *args, "--data", "cifar10-mini", "--out", str(tmp_path / "r")]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_every_command_and_option_has_help_that_says_something():
+    from regulab.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, command in commands.items():
+        assert len(command.description or "") > 40, name
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help and len(action.help) > 12 and "unless the preset says otherwise" not in action.help, \
+                (name, action.dest)

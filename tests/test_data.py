@@ -148,6 +148,17 @@ def test_corrupt_cache_is_rebuilt(synthetic_archive):
     check_synthetic(data_lib.load_cifar10(synthetic_archive))
 
 
+def test_a_run_without_data_finds_the_arrays_an_earlier_run_parsed(synthetic_archive, monkeypatch):
+    data_lib.load_cifar10(synthetic_archive)
+
+    def no_download(*_):
+        raise AssertionError("tried to download although the cache holds parsed arrays")
+    monkeypatch.setattr(data_lib, "download", no_download)
+    found = data_lib.load_cifar10()
+    check_synthetic(found)
+    assert found.source.startswith(str(data_lib.cache_dir()))  # the output says where it came from
+
+
 def test_environment_variable_is_used(synthetic_archive, monkeypatch):
     monkeypatch.setenv(data_lib.ENV_VAR, str(synthetic_archive))
     assert data_lib.load_cifar10().source == str(synthetic_archive)

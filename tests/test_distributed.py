@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from regulab.cli import main
-from regulab.report import load_runs
+from regulab.report import load_study
 
 # The seed network has no batch norm, so two workers with half a batch each compute the very
 # gradient one process computes on the whole batch; only the order of float sums differs. Few,
@@ -52,6 +52,6 @@ def test_compare_on_a_local_ray_instance(tmp_path, capsys):
                  "--data", "cifar10-mini", "--epochs", "1", "--batch-size", "256"]) == 0
     printed = capsys.readouterr().out
     assert "on Ray (local: 1 node" in printed
-    runs = load_runs(folder)
+    _, runs = load_study(folder)
     assert sorted(r["preset"] for r in runs) == ["seed", "seed-noreg"]
     assert all(r["metrics"]["epochs_run"] == 1 for r in runs) and (folder / "report.html").is_file()

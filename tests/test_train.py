@@ -8,7 +8,8 @@ from regulab import data as data_lib
 from regulab import train as train_lib
 from regulab.config import make_config
 from regulab.models import whitening_weights
-from regulab.train import KerasAdam, evaluate, train
+from regulab.evaluation import evaluate, tta_views
+from regulab.train import KerasAdam, train
 
 
 def keras_adam_steps(w, g, lr, steps, b1=0.9, b2=0.999, eps=1e-7):
@@ -104,7 +105,7 @@ def test_epoch_metrics_are_averaged_over_every_sample(mini_splits, tmp_path):
     row = json.loads((tmp_path / "r" / "history.json").read_text())[0]
     model = train_lib.create_model("seed-cnn")
     model.load_state_dict(torch.load(tmp_path / "r" / "last.pt", weights_only=True))
-    data_loss, acc = evaluate(model, *mini_splits.train, 1000, "fp32")
+    data_loss, acc, _ = evaluate(model, *mini_splits.train, 1000, "fp32")
     assert row["data_loss"] == pytest.approx(data_loss, rel=1e-5)
     assert row["acc"] == pytest.approx(acc, abs=1e-9)
 
@@ -165,9 +166,18 @@ def test_early_stopping_keeps_and_evaluates_the_best_epoch(mini_splits, tmp_path
     assert metrics["epochs_run"] == len(history) == best["epoch"] + 2 < 20
     model = train_lib.create_model("seed-cnn")
     model.load_state_dict(torch.load(tmp_path / "r" / "best.pt", weights_only=True))
-    val_loss, val_acc = evaluate(model, *mini_splits.val, 1000, metrics["precision"])
-    assert val_acc == best["val_acc"] and val_loss == pytest.approx(best["val_data_loss"], rel=1e-6)
-    assert metrics["test_acc"] == evaluate(model, *mini_splits.test, 1000, metrics["precision"])[1]
+    val = evaluate(model, *mini_splits.val, 1000, metrics["precision"])
+    assert val.acc == best["val_acc"] and val.loss == pytest.approx(best["val_data_loss"], rel=1e-6)
+    assert metrics["test_acc"] == evaluate(model, *mini_splits.test, 1000, "fp32").acc  # the test is scored in fp32
+
+
+def test_monitor_val_loss_ranks_by_the_logged_val_loss_penalty_included(mini_splits, tmp_path):
+    """Keras's val_loss, as logged, includes the penalty; the best epoch is the one with the lowest of it."""
+    cfg = make_config("seed", epochs=4, lr=1e-3, l2=0.05, monitor="val_loss", out=str(tmp_path / "r"))
+    metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert metrics["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"] == metrics["min_val_loss_epoch"]
+    assert metrics["best_val_loss"] == min(r["val_loss"] for r in history)
 
 
 def test_ema_weights_are_the_ones_saved_and_evaluated(mini_splits, tmp_path):
@@ -191,8 +201,8 @@ def test_every_lab_preset_trains(preset, mini_splits, tmp_path):
 
 def test_tta_averages_mirror_and_one_pixel_shifts():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
-    assert [w for w, _ in train_lib.tta_views(x, 0)] == [1.0]
-    views = train_lib.tta_views(x, 2)
+    assert [w for w, _ in tta_views(x, 0)] == [1.0]
+    views = tta_views(x, 2)
     assert sum(w for w, _ in views) == pytest.approx(1.0)
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
     up_left, down_right = padded[..., 2:, 2:], padded[..., :8, :8]
@@ -206,7 +216,7 @@ def test_tta_averages_mirror_and_one_pixel_shifts():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
     y = torch.tensor([0, 1])
     logits = sum(w * model(v) for w, v in expected)
-    loss, acc = evaluate(model, x, y, 1000, "fp32", tta=2)
+    loss, acc, _ = evaluate(model, x, y, 1000, "fp32", tta=2)
     assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
     assert acc == (logits.argmax(1) == y).float().mean().item()
 

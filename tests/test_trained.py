@@ -12,7 +12,8 @@ from PIL import Image
 from regulab import data as data_lib
 from regulab.config import make_config
 from regulab.errors import RegulabError
-from regulab.train import evaluate, train
+from regulab.evaluation import evaluate
+from regulab.train import train
 from regulab.trained import TrainedRun, evaluate_run, predict, read_image
 
 
@@ -36,7 +37,7 @@ def test_evaluate_counts_and_per_class_scores(run):
     raw = data_lib.load_mini()
     x = trained.normalize(raw.x_test)
     predicted = trained.probabilities(x, tta=0).argmax(1).numpy()
-    assert result["accuracy"] == pytest.approx(evaluate(trained.model, x, torch.from_numpy(raw.y_test), 1000, "fp32")[1])
+    assert result["accuracy"] == pytest.approx(evaluate(trained.model, x, torch.from_numpy(raw.y_test), 1000, "fp32").acc)
     assert np.array_equal(result["confusion"], confusion_matrix(raw.y_test, predicted, labels=range(10)))
     precision, recall, f1, support = precision_recall_fscore_support(raw.y_test, predicted, labels=range(10), zero_division=0)
     for i, row in enumerate(result["per_class"]):
@@ -46,7 +47,9 @@ def test_evaluate_counts_and_per_class_scores(run):
     counts = [p["count"] for p in result["most_confused"]]
     assert counts == sorted(counts, reverse=True) and counts[0] == max(
         result["confusion"][t][p] for t in range(10) for p in range(10) if t != p)
-    for name in ("evaluation.json", "confusion.png", "misclassified.png"):
+    assert result["ece"] == pytest.approx(result["reliability"]["ece"]) and 0 < result["ece"] < 1
+    assert sum(result["reliability"]["count"]) == 1000
+    for name in ("evaluation.json", "confusion.png", "misclassified.png", "reliability.png"):
         assert (run / name).stat().st_size > 1000
     with Image.open(run / "misclassified.png") as grid:
         assert grid.size[0] > 800  # 8 images a row
@@ -103,6 +106,7 @@ def test_predict_command_json_and_bad_images(run, tmp_path):
 
 def test_unfinished_run_is_refused(run, tmp_path):
     (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text((run / "config.json").read_text())  # started, never finished
     with pytest.raises(RegulabError, match="no finished run"):
         TrainedRun.load(tmp_path / "half")
 
@@ -127,3 +131,13 @@ def test_onnx_export_matches_pytorch_on_real_images(run, tmp_path):
     assert (onnx_logits - torch_logits).abs().max() < 1e-4
     assert torch.equal(onnx_logits.argmax(1), torch_logits.argmax(1))
     assert card["check"]["max_abs_logit_difference"] < 1e-4 and "largest logit difference" in result.stdout
+
+
+def test_one_test_accuracy_for_one_run_whatever_the_training_precision(tmp_path):
+    """Trained in bf16, scored in fp32: metrics.json and `regulab evaluate` give the same number."""
+    out = tmp_path / "bf16"
+    cfg = make_config("seed", data="cifar10-mini", epochs=1, batch_size=128, train_fraction=0.25, precision="bf16",
+                      out=str(out))
+    metrics = train(cfg, log=lambda *_: None, progress=False)
+    assert metrics["precision"] == "bf16" and metrics["test_precision"] == "fp32"
+    assert evaluate_run(out, tta=0)["accuracy"] == metrics["test_acc"]

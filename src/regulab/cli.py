@@ -14,78 +14,125 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from regulab.config import CHOICES, PRESETS, SWEEP_OWN, Config, config_fields, make_config, preset_description, read_toml
+from regulab import __version__
+from regulab.config import (
+    CHOICES,
+    PRESETS,
+    SWEEP_OWN,
+    Config,
+    config_fields,
+    make_config,
+    preset_description,
+    read_toml,
+    to_toml,
+)
 from regulab.errors import RegulabError, TrainingStopped
 
-# What may differ when a run is resumed: how far it goes, where it runs and logs, not what it computes.
-RESUMABLE = {"epochs", "device", "precision", "threads", "eval_batch_size", "tensorboard", "mlflow"}
+# What may differ when a run is resumed: where it runs and logs, not what it computes. Not its
+# length: the schedules (cosine, one-cycle, lookahead's ramp) are laid out over it from the start.
+RESUMABLE = {"device", "precision", "threads", "eval_batch_size", "tensorboard", "mlflow"}
 TRACKERS = {"tensorboard": "DIR", "mlflow": "URI"}  # options that may be given without a value
 
 
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line that suggests the nearest option."""
+    """argparse without abbreviations (`--seed` must never be read as `--seeds`), where a usage
+    mistake is one line that suggests the nearest option, or says where an option belongs."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        self.argv = list(sys.argv[1:] if args is None else args)  # to find the command an error belongs to
+        return super().parse_args(args, namespace)
 
     def error(self, message):
         if message.startswith("unrecognized arguments:"):
             from difflib import get_close_matches
 
-            # Unknown options surface at the top parser: look through the subcommands' too.
-            parsers = [self] + [p for a in self._actions if isinstance(a, argparse._SubParsersAction)
-                                for p in a.choices.values()]
-            known = [s for p in parsers for action in p._actions for s in action.option_strings]
-            wrong = message.split(":", 1)[1].split()[0]
-            near = get_close_matches(wrong.split("=")[0], known, n=1)
-            message += f"; did you mean {near[0]}?" if near else ""
+            wrong = message.split(":", 1)[1].split()[0].split("=")[0]
+            top = [s for action in TOP_PARSER._actions for s in action.option_strings]
+            if wrong in top:
+                message += f"; {wrong} is an option of regulab itself: put it before the command (regulab {wrong} COMMAND ...)"
+            else:
+                # Unknown options surface at the top parser: suggest from the command's own.
+                commands = next(a for a in TOP_PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices
+                command = next((word for word in getattr(TOP_PARSER, "argv", []) if word in commands), None)
+                parsers = [commands[command]] if command else list(commands.values())
+                known = [s for p in parsers for action in p._actions for s in action.option_strings]
+                near = get_close_matches(wrong, known, n=1)
+                message += f"; did you mean {near[0]}?" if near else ""
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 def _add_config_options(parser: argparse.ArgumentParser, skip=("preset",)) -> None:
+    """Every `Config` setting as an option, with the help text the setting carries."""
+    group = parser.add_argument_group("settings (each overrides the preset's value)")
     for field in config_fields():
         if field.name in skip:
             continue
         option = f"--{field.name.replace('_', '-')}"
+        text = field.metadata["help"].replace("%", "%%")  # argparse formats help with %
         if isinstance(field.default, bool):
-            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None,
-                                help="on with the option, off with --no-...; default: the preset's")
+            group.add_argument(option, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{text} (--no-{option[2:]} turns it off)")
             continue
         kind = type(field.default) if field.default is not None else str
         if field.name in TRACKERS:  # given alone, the option means its default place
-            parser.add_argument(option, nargs="?", const="auto", default=None, metavar=TRACKERS[field.name],
-                                help="log there too ('auto' or nothing: the default place; needs regulab[tracking])")
+            group.add_argument(option, nargs="?", const="auto", default=None, metavar=TRACKERS[field.name],
+                               help=f"{text}; needs regulab[tracking]")
             continue
-        parser.add_argument(option, type=kind, default=None, choices=CHOICES.get(field.name),
-                            metavar=None if field.name in CHOICES else kind.__name__.upper(),
-                            help=f"default {field.default!r} unless the preset says otherwise")
+        shown = "" if field.default in (None, "") else f" (default {field.default})"
+        group.add_argument(option, type=kind, default=None, choices=CHOICES.get(field.name),
+                           metavar=None if field.name in CHOICES else kind.__name__.upper(), help=text + shown)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="regulab", description=__doc__.splitlines()[0])
+    global TOP_PARSER
+    TOP_PARSER = parser = Parser(prog="regulab", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("--version", action="version", version=f"regulab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a preset, writing a run folder")
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=f"{summary}. {description}")
+
+    train = command("train", "train a preset, writing a run folder",
+                    "A run is the preset's values with any option given here on top. It prints a Keras-like line per "
+                    "epoch, writes config, history, curves and weights into the run folder after every epoch, and "
+                    "ends by scoring the test set once.")
     train.add_argument("--preset", help="a name from `regulab presets` (default: the --config file's, else seed)")
     train.add_argument("--config", type=Path, metavar="TOML", help="settings from a TOML file, such as a run's config.toml; "
                        "options given beside it win")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--resume", metavar="RUN_DIR", type=Path,
                        help="continue an interrupted run from its last checkpoint, with its own settings")
+    train.add_argument("--dry-run", action="store_true", help="print the resolved settings and the model's layers and "
+                       "parameter count, then stop")
     _add_config_options(train)
 
-    plot = commands.add_parser("plot", help="redraw a run's curves.png from its history")
-    plot.add_argument("run_dir", type=Path)
+    plot = command("plot", "redraw a run's curves.png from its history", "Loss and accuracy, train and validation.")
+    plot.add_argument("run_dir", type=Path, help="a run folder (finished or not)")
 
-    commands.add_parser("presets", help="list the presets with a line each")
+    presets = command("presets", "list the presets, or show one's settings",
+                      "Without a name, one line per preset; with one, every setting it resolves to (as a TOML file "
+                      "`regulab train --config` reads).")
+    presets.add_argument("name", nargs="?", help="a preset whose resolved settings to print")
 
-    compare = commands.add_parser("compare", help="train presets x seeds on the same split, then write report.html")
-    sweep = commands.add_parser("sweep", help="train presets x a grid of settings x seeds, then write report.html")
+    compare = command("compare", "train presets x seeds on the same split, then write report.html",
+                      "Every preset with seeds 0..N-1, the same split and data order for each seed; the report gives "
+                      "per preset n, mean, standard deviation and a 95%% interval, and with --baseline the paired "
+                      "differences. Finished runs are skipped and interrupted ones resumed: the same command continues.")
+    sweep = command("sweep", "train presets x a grid of settings x seeds, then write report.html",
+                    "As compare, over every combination of the --grid values; any train option can be an axis. "
+                    "A run is identified by its resolved settings, so one that two sweeps share (through --runs-dir) "
+                    "is trained once.")
     sweep.add_argument("--grid", action="append", default=[], metavar="SETTING=V1,V2",
                        help="values of one train option to try (repeat for a product), e.g. --grid l2=0,1e-4,1e-3")
     for parser_, default in ((compare, "runs/compare"), (sweep, "runs/sweep")):
-        parser_.add_argument("presets", nargs="+", metavar="PRESET")
-        parser_.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every preset (default 1)")
+        parser_.add_argument("presets", nargs="+", metavar="PRESET", help="names from `regulab presets`")
+        parser_.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every group (default 1)")
         parser_.add_argument("--out", type=Path, default=Path(default), help=f"the report's folder (default {default})")
         parser_.add_argument("--runs-dir", type=Path, help="where the runs live (default OUT/runs); share one between "
                              "sweeps so a training they have in common runs once")
@@ -97,25 +144,34 @@ def build_parser() -> argparse.ArgumentParser:
                              "here), --threads CPUs reserved per run; needs regulab[ray] and a folder every node sees")
         _add_config_options(parser_, skip=SWEEP_OWN)
 
-    report = commands.add_parser("report", help="rebuild a comparison folder's table, figures and report.html")
-    report.add_argument("folder", type=Path)
+    report = command("report", "rebuild a comparison's or sweep's tables, figures and report.html",
+                     "From the finished runs its sweep.json lists; groups still running show as n of planned.")
+    report.add_argument("folder", type=Path, help="a folder `regulab compare` or `regulab sweep` wrote (its sweep.json)")
+    report.add_argument("--baseline", metavar="NAME", help="pair every group with this one (default: the sweep's own)")
 
-    evaluate = commands.add_parser("evaluate", help="a finished run on the test set: per-class table, confusion matrix, mistakes")
-    evaluate.add_argument("run_dir", type=Path)
+    evaluate = command("evaluate", "score a finished run on the test set",
+                       "Accuracy, loss and calibration (ECE), a per-class table, the most confused pairs; writes "
+                       "evaluation.json, confusion.png, reliability.png and misclassified.png into the run folder.")
+    evaluate.add_argument("run_dir", type=Path, help="a finished run folder")
     evaluate.add_argument("--data", help="the CIFAR-10 to test on (default: the run's own)")
     evaluate.add_argument("--tta", type=int, choices=(0, 1, 2), help="test-time augmentation (default: the run's own)")
 
-    predict = commands.add_parser("predict", help="top classes of your own images (any size and common format)")
-    predict.add_argument("run_dir", type=Path)
+    predict = command("predict", "top classes of your own images (any size and common format)",
+                      "Each image is centre-cropped to a square and resized to 32x32, as CIFAR-10's images are.")
+    predict.add_argument("run_dir", type=Path, help="a finished run folder")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
     predict.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
     predict.add_argument("--json", action="store_true", help="print JSON for machines")
 
-    export = commands.add_parser("export", help="write the run's model as ONNX, with its input normalization beside it")
-    export.add_argument("run_dir", type=Path)
-    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export = command("export", "write the run's model as ONNX, with its input normalization beside it",
+                     "Checks the exported model against PyTorch with onnxruntime on test images.")
+    export.add_argument("run_dir", type=Path, help="a finished run folder")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="the format (default onnx)")
     export.add_argument("--out", type=Path, help="default RUN_DIR/model.onnx")
     return parser
+
+
+TOP_PARSER: argparse.ArgumentParser | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,9 +193,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "presets":
-        width = max(map(len, PRESETS))
-        for name in PRESETS:
-            print(f"{name:<{width}}  {preset_description(name)}")
+        if args.name:
+            settings = to_toml(make_config(args.name)).split("\n", 1)[1]
+            print(f"# {args.name}: {preset_description(args.name)}\n{settings}", end="")
+        else:
+            width = max(map(len, PRESETS))
+            for name in PRESETS:
+                print(f"{name:<{width}}  {preset_description(name)}")
     elif args.command == "plot":
         from regulab.report import plot_curves, run_title
         from regulab.rundir import CONFIG, CURVES, HISTORY_JSON, RunDir
@@ -163,13 +223,13 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "report":
         from regulab.report import write_report
 
-        print(f"report: {write_report(args.folder)}")
+        print(f"report: {write_report(args.folder, args.baseline)}")
     elif args.command == "evaluate":
-        from regulab.trained import CONFUSION, EVALUATION, MISTAKES, evaluate_run, evaluation_table
+        from regulab.trained import CONFUSION, EVALUATION, MISTAKES, RELIABILITY, evaluate_run, evaluation_table
 
         result = evaluate_run(args.run_dir, args.data, args.tta)
         print(evaluation_table(result))
-        print(f"written to {args.run_dir}: {EVALUATION}, {CONFUSION}, {MISTAKES}")
+        print(f"written to {args.run_dir}: {EVALUATION}, {CONFUSION}, {RELIABILITY}, {MISTAKES}")
     elif args.command == "predict":
         import json
 
@@ -199,7 +259,14 @@ def _run(args: argparse.Namespace) -> int:
             file_preset = from_file.pop("preset", None)
             preset = args.preset or file_preset or "seed"
             given = {k: v for k, v in overrides.items() if v is not None}
-            train(make_config(preset, **{**from_file, **given}), overwrite=args.overwrite)
+            cfg = make_config(preset, **{**from_file, **given})
+            if args.dry_run:
+                from regulab.models import model_summary
+                from regulab.train import build_model
+
+                print(to_toml(cfg).split("\n", 1)[1] + "\n" + model_summary(build_model(cfg)))
+                return 0
+            train(cfg, overwrite=args.overwrite)
         import torch.distributed as dist
 
         if dist.is_initialized():  # under torchrun: leave the group cleanly
@@ -211,6 +278,10 @@ def _resumed_config(run_dir: Path, overrides: dict) -> Config:
     from regulab.rundir import RunDir
 
     fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE | {"out"})
+    if fixed == ["epochs"]:
+        raise RegulabError(f"--epochs cannot change when resuming: the run's schedule is laid out over its length from "
+                           f"the start; to train longer, start a new run from its weights: regulab train --init-from "
+                           f"{run_dir} --epochs N")
     if fixed:
         raise RegulabError(f"--{fixed[0].replace('_', '-')} cannot change when resuming; start a new run to change it")
     saved = RunDir(run_dir).read_config()

@@ -8,69 +8,91 @@ override any single value (`--epochs 5`), so a run is always: defaults < preset 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from regulab.errors import RegulabError, unknown_name
 
 
+def setting(default, help: str):
+    """A Config field with the help text that `regulab train --help` shows for it."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class Config:
     # -- data: the seed's pipeline
-    data: str | None = None     # archive, folder or 'cifar10-mini'; None: $REGULAB_DATA, cache, download
-    val_fraction: float = 0.3   # seed: train_test_split(test_size=0.3); 0 trains on all 50,000
-    split_seed: int = 777       # seed: random_state=777, so every run validates on the same 15,000
-    train_fraction: float = 1.0  # train on this stratified share of the training split (same images for every run; nested)
+    data: str | None = setting(None, "CIFAR-10 to use: cifar-10-python.tar.gz, its extracted folder, or cifar10-mini "
+                               "(the bundled subset); default: $REGULAB_DATA, else the cache folder, else a download")
+    val_fraction: float = setting(0.3, "share of the 50,000 training images held out for validation, as the seed's "
+                                  "train_test_split(test_size=0.3); 0 trains on all of them and validates on nothing")
+    split_seed: int = setting(777, "seed of the train/validation split (the seed's random_state=777), so every run "
+                              "validates on the same images")
+    train_fraction: float = setting(1.0, "train on this stratified share of the training split, the same images for "
+                                    "every run with the same split seed (0.1 lies inside 0.25); validation and test unchanged")
     # -- model
-    model: str = "seed-cnn"     # a name from regulab.models.MODELS
-    whiten: bool = False        # set the model's first layer from a whitening of 2x2 training patches, then freeze it
-    batch_norm: bool = False    # BN after every conv, before its ReLU
-    dropout_blocks: float = 0.0  # dropout rate after each conv block's pooling
-    dropout_head: float = 0.0   # dropout rate before the classifier
+    model: str = setting("seed-cnn", "the network: seed-cnn (the notebook's) or fast-net (airbench-style)")
+    init_from: str = setting("", "start from the best weights of this finished run folder (the same model): "
+                             "fine-tuning, or a longer schedule from a finished run; recorded in config.json")
+    whiten: bool = setting(False, "set the model's first layer from a whitening of 2x2 training patches, then freeze it "
+                           "(fast-net only)")
+    batch_norm: bool = setting(False, "batch normalization after every convolution, before its ReLU")
+    dropout_blocks: float = setting(0.0, "dropout rate after each conv block's pooling (0 is off)")
+    dropout_head: float = setting(0.0, "dropout rate before the classifier (0 is off)")
     # -- penalties added to the loss, as Keras regularizers are
-    l2: float = 1e-3            # seed: kernel_regularizer=l2(0.001): 0.001 * sum(w ** 2) per kernel
-    l1: float = 0.0             # l1 * sum(|w|) on the same kernels
-    penalty_scope: str = "seed"  # seed: the four kernels the notebook marks; all: every kernel
+    l2: float = setting(1e-3, "L2 penalty C * sum(w**2) added to the loss per kernel, as the seed's "
+                        "kernel_regularizer=l2(0.001); 0 is off")
+    l1: float = setting(0.0, "L1 penalty C * sum(|w|) on the same kernels; 0 is off")
+    penalty_scope: str = setting("seed", "which kernels the penalties cover: seed (the four the notebook marks) or all")
     # -- data augmentation, on whole batches
-    augment: str = ""           # comma list of crop, translate, flip, altflip, cutout
-    crop_pad: int = 4           # crop / translate: pad by this much (zeros / mirrored edges), cut 32x32 back at random
-    cutout_size: int = 8        # cutout: side of the zeroed square (DeVries & Taylor use 8-16 on CIFAR)
-    mixup: float = 0.0          # Beta(alpha, alpha) for mixup; 0 is off
-    cutmix: float = 0.0         # Beta(alpha, alpha) for cutmix; 0 is off (with mixup, each batch picks one)
-    label_smoothing: float = 0.0
+    augment: str = setting("", "comma list of crop (pad with zeros, cut back at random), translate (the same with "
+                           "mirrored edges), flip, altflip (flip on alternate epochs), cutout; empty is off")
+    crop_pad: int = setting(4, "crop and translate: pixels of padding on each side before cutting 32x32 back")
+    cutout_size: int = setting(8, "cutout: side of the zeroed square (DeVries & Taylor use 8-16 on CIFAR)")
+    mixup: float = setting(0.0, "mixup: alpha of the Beta(alpha, alpha) mixing weight; 0 is off")
+    cutmix: float = setting(0.0, "cutmix: alpha of the Beta(alpha, alpha) area; 0 is off (with mixup, each batch picks one)")
+    label_smoothing: float = setting(0.0, "share of each target spread evenly over all classes (0 is off)")
     # -- optimization: the seed's Keras settings
-    epochs: int = 30
-    batch_size: int = 32        # 35,000 / 32 gives the seed's 1,094 steps, the last one partial
-    optimizer: str = "adam"     # adam (Keras's rule), adamw (decoupled weight decay), sgd (Nesterov)
-    lr: float = 1e-4            # seed: Adam(1e-4), with Keras's betas (0.9, 0.999) and epsilon 1e-7
-    weight_decay: float = 0.0   # kernels and batch norm; adamw: decoupled, w -= lr * wd * w each step; sgd: added to the gradient
-    momentum: float = 0.9       # sgd only
-    norm_lr_scale: float = 1.0  # lr multiplier for batch-norm parameters (their weight decay is divided by it)
-    schedule: str = "constant"  # constant, step, cosine, onecycle; applied every step
-    warmup_epochs: float = 0.0  # linear warm-up (onecycle: 30% of the run when 0)
-    warmup_from: float = 0.0    # the lr factor the warm-up starts from
-    decay_to: float = 0.0       # the lr factor onecycle and cosine end at
-    step_epochs: int = 10       # step: multiply lr by step_gamma every this many epochs
-    step_gamma: float = 0.1
-    ema: float = 0.0            # decay of an exponential moving average of the weights, evaluated instead; 0 off
-    lookahead: int = 0          # every this many steps, pull a slow copy of the weights along and restart from it; 0 off
+    epochs: int = setting(30, "passes over the training images (the seed: 30)")
+    batch_size: int = setting(32, "images per step; the seed's 32 gives 1,094 steps over 35,000, the last one partial")
+    optimizer: str = setting("adam", "adam (Keras's update rule and epsilon), adamw (decoupled weight decay), "
+                             "sgd (Nesterov momentum)")
+    lr: float = setting(1e-4, "learning rate (the seed: Adam 1e-4, Keras's betas 0.9/0.999 and epsilon 1e-7)")
+    weight_decay: float = setting(0.0, "weight decay on kernels and batch norm; adamw: decoupled, w -= lr * wd * w "
+                                  "each step; sgd: added to the gradient")
+    momentum: float = setting(0.9, "momentum of sgd")
+    norm_lr_scale: float = setting(1.0, "learning-rate multiplier for batch-norm parameters (their weight decay is "
+                                   "divided by it, so they shrink at the same rate per step)")
+    schedule: str = setting("constant", "learning-rate schedule, applied every step: constant, step, cosine, onecycle")
+    warmup_epochs: float = setting(0.0, "epochs of linear warm-up (onecycle: 30% of the run when 0)")
+    warmup_from: float = setting(0.0, "the fraction of lr the warm-up starts from")
+    decay_to: float = setting(0.0, "the fraction of lr that onecycle and cosine end at")
+    step_epochs: int = setting(10, "step schedule: multiply lr by --step-gamma every this many epochs")
+    step_gamma: float = setting(0.1, "step schedule: the factor applied every --step-epochs")
+    ema: float = setting(0.0, "decay of an exponential moving average of the weights, which is then evaluated and "
+                         "saved instead; 0 is off")
+    lookahead: int = setting(0, "every this many steps, pull a slow copy of the weights toward the trained ones and "
+                             "restart from it; the run ends on the slow weights; 0 is off")
     # -- model selection
-    monitor: str = "val_acc"    # picks best.pt, and early stopping watches it
-    early_stop: int = 0         # stop after this many epochs without improvement (0: never); best weights restored
-    seed: int = 0               # weights, shuffling, dropout, augmentation; the split has its own seed
+    monitor: str = setting("val_acc", "what picks best.pt and what early stopping watches: val_acc, or val_loss "
+                           "(Keras's: the data loss plus any penalty, as logged)")
+    early_stop: int = setting(0, "stop after this many epochs without a better --monitor (0: never); the best "
+                              "epoch's weights are kept and tested")
+    seed: int = setting(0, "random seed of the weights, shuffling, dropout and augmentation (the split has its own)")
     # -- execution: change speed, never results beyond rounding
-    device: str = "auto"        # auto: CUDA when present, else CPU
-    precision: str = "auto"     # auto: bf16 autocast where the chip has native bf16, else fp32
-    threads: int = 0            # CPU threads for PyTorch; 0 keeps its default (one per core)
-    deterministic: bool = False  # only deterministic kernels, so equal seeds give bit-equal runs
-    eval_batch_size: int = 1000  # evaluation only: big batches are faster and give the same numbers
-    tta: int = 0                # test-time augmentation of the final test: 0 off, 1 mirror, 2 mirror and 1-pixel shifts
-    out: str | None = None      # run folder; default runs/<preset>-<date>-<time>
+    device: str = setting("auto", "where to train: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda")
+    precision: str = setting("auto", "auto (bf16 autocast where the chip has native bf16, else fp32), fp32, bf16; "
+                             "the final test is scored in fp32 either way")
+    threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)")
+    deterministic: bool = setting(False, "only deterministic kernels, so equal seeds give bit-equal runs")
+    eval_batch_size: int = setting(1000, "images per batch when evaluating: bigger is faster, the numbers are the same")
+    tta: int = setting(0, "test-time augmentation of the final test: 0 off, 1 mirror, 2 mirror and 1-pixel shifts")
+    out: str | None = setting(None, "the run folder (default runs/<preset>-<date>-<time>)")
     # -- tracking: where else the history goes (pip install 'regulab[tracking]')
-    tensorboard: str = ""       # a log folder ('auto': RUN_DIR/tensorboard); each run writes a subfolder named as its run
-    mlflow: str = ""            # a tracking URI ('auto': a local store, ./mlruns); experiment 'regulab'
-    preset: str = "seed"        # recorded so a run folder says where its values came from
+    tensorboard: str = setting("", "also log to TensorBoard in this folder ('auto': RUN_DIR/tensorboard)")
+    mlflow: str = setting("", "also log to MLflow at this tracking URI ('auto': ./mlruns), experiment 'regulab'")
+    preset: str = setting("seed", "the preset the values came from, recorded in the run folder")
 
     def validate(self) -> "Config":
         def need(ok: bool, what: str):

@@ -4,7 +4,8 @@ Where the data comes from, first match wins:
   1. the `data` argument (`--data`): a python-version `.tar.gz`, an extracted
      `cifar-10-batches-py/` folder, or `cifar10-mini` (the subset bundled with the package);
   2. the REGULAB_DATA environment variable, read the same way;
-  3. the cache folder ($XDG_CACHE_HOME/regulab, else ~/.cache/regulab);
+  3. the cache folder ($XDG_CACHE_HOME/regulab, else ~/.cache/regulab): the archive a download
+     left there, else the arrays of the archive parsed most recently through 1 or 2;
   4. a download from the official URL, checked against the official md5.
 Whatever the source, the parsed uint8 arrays are cached so that later runs start in a second.
 """
@@ -243,6 +244,10 @@ def load_cifar10(data: str | os.PathLike | None = None, progress: bool = True) -
     else:
         source = cache_dir() / ARCHIVE_NAME
         if not source.exists():
+            # The arrays an earlier --data or REGULAB_DATA run parsed, newest first, before any download.
+            for parsed in sorted(cache_dir().glob("cifar10-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
+                if (cached := _load_cached(parsed)) is not None:
+                    return cached
             download(OFFICIAL_URL, source, OFFICIAL_MD5, progress)
     cache = _cache_file(source)
     cached = _load_cached(cache) if cache.exists() else None

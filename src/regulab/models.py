@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from regulab.errors import unknown_name
+from regulab.errors import RegulabError, unknown_name
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -24,12 +24,41 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def create_model(name: str, **options) -> nn.Module:
-    """The named model, given those of `options` its function takes (the config holds every
-    model's options; batch norm or dropout mean nothing to a model that has its own)."""
+    """The named model, given those of `options` its function takes. An option the model does
+    not take is refused when it is switched on: training without it and saying nothing would
+    measure something other than what was asked for."""
     if name not in MODELS:
         raise unknown_name("model", name, MODELS, f"known: {', '.join(MODELS)}")
     takes = inspect.signature(MODELS[name]).parameters
+    refused = [k for k, v in options.items() if k not in takes and v]
+    if refused:
+        raise RegulabError(f"the {name} model does not take --{refused[0].replace('_', '-')}; drop it, or choose a model "
+                           f"that does ({', '.join(m for m in MODELS if refused[0] in inspect.signature(MODELS[m]).parameters)})")
     return MODELS[name](**{k: v for k, v in options.items() if k in takes})
+
+
+def model_summary(model: nn.Module, image_size: int = 32) -> str:
+    """A table like Keras's model.summary(): each layer with parameters or a shape of its own,
+    its output shape for one image, and its parameter count; then the totals."""
+    rows, hooks = [], []
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            hooks.append(module.register_forward_hook(
+                lambda m, _, out, name=name: rows.append((name, type(m).__name__, tuple(out.shape[1:]),
+                                                          sum(p.numel() for p in m.parameters(recurse=False))))))
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, image_size, image_size))
+    model.train(was_training)
+    for hook in hooks:
+        hook.remove()
+    width = max(len(f"{n} ({t})") for n, t, _, _ in rows)
+    lines = [f"{'layer (type)':<{width}}  {'output shape':<16} {'params':>10}", "-" * (width + 29)]
+    lines += [f"{f'{n} ({t})':<{width}}  {str(shape):<16} {count:>10,}" for n, t, shape, count in rows]
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    lines += ["-" * (width + 29), f"total params: {total:,} (trainable: {trainable:,})"]
+    return "\n".join(lines)
 
 
 def keras_init_(model: nn.Module) -> nn.Module:

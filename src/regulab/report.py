@@ -13,7 +13,6 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from regulab.config import PRESETS, preset_description
 from regulab.errors import RegulabError
 from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, RunDir, atomic_write
 
@@ -71,55 +70,151 @@ def plot_curves(history: list[dict], path: Path, title: str | None = None) -> Pa
 
 
 # ---------------------------------------------------------------------------------------------
-# Comparing runs: the table, the overlay and gap figures, and one self-contained HTML page
+# Sweeps and comparisons: statistics over seeds, tables, figures, one self-contained HTML page
 
-def load_runs(folder: Path) -> list[dict]:
-    """Every finished run under FOLDER/<preset>/seed-<n>/, in preset then seed order."""
+# The numbers each table gives per group: (metrics.json key or derived name, heading, higher is better).
+MEASURES = (("best_val_acc", "best val acc", True), ("test_acc", "test acc", True),
+            ("gap", "gap (train - val acc)", False), ("test_ece", "test ECE", False), ("test_loss", "test NLL", False))
+CONFIDENCE = 0.95
+
+
+def load_study(folder: Path) -> tuple[dict, list[dict]]:
+    """A sweep folder's plan (sweep.json) and its finished runs, one dict per (group, seed)."""
+    from regulab.sweep import MANIFEST, read_manifest
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise RegulabError(f"{folder} holds no {MANIFEST}; run `regulab compare` or `regulab sweep` with --out {folder} first")
+    runs_dir = folder / manifest["runs_dir"]
     runs = []
-    for metrics_file in sorted(Path(folder).glob("*/seed-*/metrics.json")):
-        run = RunDir(metrics_file.parent)
-        config = run.read_json(CONFIG)
-        runs.append({"preset": config["preset"], "seed": config["seed"], "path": run.path, "config": config,
-                     "history": run.read_json(HISTORY_JSON), "metrics": run.read_json(METRICS)})
-    if not runs:
-        raise RegulabError(f"no finished runs under {folder}; run `regulab compare` into it first")
-    order = {name: i for i, name in enumerate(PRESETS)}  # the registry's order: baseline first
-    return sorted(runs, key=lambda r: (order.get(r["preset"], len(order)), r["preset"], r["seed"]))
+    for group in manifest["groups"]:
+        for seed, key in sorted(group["runs"].items(), key=lambda item: int(item[0])):
+            run = RunDir(runs_dir / key)
+            if not run.finished():
+                continue
+            metrics = run.read_json(METRICS)
+            final_val = metrics.get("final_val_acc")
+            metrics["gap"] = None if final_val is None else metrics["final_acc"] - final_val
+            runs.append({"group": group["label"], "preset": group["preset"], "point": group["point"], "seed": int(seed),
+                         "key": key, "path": run.path, "config": run.read_json(CONFIG),
+                         "history": run.read_json(HISTORY_JSON), "metrics": metrics})
+    return manifest, runs
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def t_interval(values: list[float]) -> dict:
+    """n, mean, standard deviation (n - 1) and the Student-t 95% confidence interval of the mean;
+    with one value there is no spread and no interval (None)."""
+    from scipy import stats
+
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "low": None, "high": None}
+    mean = statistics.fmean(values)
+    if n == 1:
+        return {"n": 1, "mean": mean, "std": None, "low": None, "high": None}
+    std = statistics.stdev(values)
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / n ** 0.5
+    return {"n": n, "mean": mean, "std": std, "low": mean - half, "high": mean + half}
 
 
-def summarize(runs: list[dict]) -> list[dict]:
-    """One row per preset, means (and spreads) over its seeds."""
+def verdict(interval: dict, higher_is_better: bool) -> str:
+    """A plain word for a paired difference: real at 95% only where the interval excludes zero."""
+    if interval["low"] is None:
+        return "n < 2: no interval"
+    if interval["low"] <= 0 <= interval["high"]:
+        return "no clear difference"
+    return "better" if (interval["low"] > 0) == higher_is_better else "worse"
+
+
+def summarize(manifest: dict, runs: list[dict], baseline: str | None = None) -> list[dict]:
+    """One row per planned group, in plan order, even where no run has finished: per measure its
+    interval over seeds and, with a baseline, the paired difference over the seeds both have."""
+    from regulab.sweep import Group, baseline_of
+
+    baseline = baseline or manifest.get("baseline")
+    groups = [Group(g["label"], g["preset"], g["point"], g["runs"]) for g in manifest["groups"]]
+    bases = baseline_of(groups, baseline) if baseline else {}
     rows = []
-    for preset in dict.fromkeys(r["preset"] for r in runs):
-        group = [r for r in runs if r["preset"] == preset]
-        m = [r["metrics"] for r in group]
-        best_val, best_val_sd = _mean_std([x["best_val_acc"] for x in m])
-        test, test_sd = _mean_std([x["test_acc"] for x in m])
-        final_acc = statistics.fmean(x["final_acc"] for x in m)
-        final_val = statistics.fmean(x["final_val_acc"] for x in m)
-        rows.append({"preset": preset, "seeds": len(group), "best_val_acc": best_val, "best_val_acc_std": best_val_sd,
-                     "best_epoch": statistics.fmean(x["best_epoch"] for x in m),
-                     "epochs_run": statistics.fmean(x.get("epochs_run", x["epochs"]) for x in m),
-                     "final_train_acc": final_acc, "final_val_acc": final_val, "gap": final_acc - final_val,
-                     "test_acc": test, "test_acc_std": test_sd, "seconds": statistics.fmean(x["seconds"] for x in m),
-                     "description": preset_description(preset) if preset in PRESETS else ""})
+    for group in groups:
+        mine = {r["seed"]: r["metrics"] for r in runs if r["group"] == group.label}
+        row = {"group": group.label, "preset": group.preset, **group.point, "planned": len(group.runs), "n": len(mine)}
+        for key, _, _ in MEASURES:
+            row[key] = t_interval([m[key] for m in mine.values() if m.get(key) is not None])
+        row["best_epoch"] = statistics.fmean(m["best_epoch"] for m in mine.values()) if mine else None
+        row["minutes"] = statistics.fmean(m["seconds"] for m in mine.values()) / 60 if mine else None
+        row["precision"] = ", ".join(sorted({m["precision"] for m in mine.values()}))
+        base = bases.get(group.label)
+        if base is not None and base.label != group.label:
+            theirs = {r["seed"]: r["metrics"] for r in runs if r["group"] == base.label}
+            row["baseline"] = base.label
+            row["paired"] = {key: t_interval([mine[s][key] - theirs[s][key] for s in sorted(mine.keys() & theirs.keys())
+                                              if mine[s].get(key) is not None and theirs[s].get(key) is not None])
+                             for key, _, _ in MEASURES}
+        rows.append(row)
     return rows
 
 
-TABLE_COLUMNS = ("preset", "seeds", "best val_acc", "best epoch", "final train acc", "final val acc", "gap",
-                 "test acc", "minutes")
+def _number(x: float | None, signed: bool = False) -> str:
+    return "n/a" if x is None else f"{x:+.4f}" if signed else f"{x:.4f}"
 
 
-def _table_cells(row: dict) -> list[str]:
-    def spread(key):  # one seed has no spread to show
-        return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else f"{row[key]:.4f}"
-    return [row["preset"], str(row["seeds"]), spread("best_val_acc"), f"{row['best_epoch']:.1f}",
-            f"{row['final_train_acc']:.4f}", f"{row['final_val_acc']:.4f}", f"{row['gap']:+.4f}",
-            spread("test_acc"), f"{row['seconds'] / 60:.1f}"]
+def interval_text(interval: dict, signed: bool = False) -> str:
+    """'0.7351 ± 0.0040 [0.7252, 0.7450]': mean ± standard deviation [95% interval]; 'n/a' when empty."""
+    if interval["mean"] is None:
+        return "n/a"
+    text = _number(interval["mean"], signed)
+    if interval["std"] is not None:
+        text += f" ± {interval['std']:.4f} [{_number(interval['low'], signed)}, {_number(interval['high'], signed)}]"
+    return text
+
+
+def _tables(rows: list[dict]) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
+    """The summary table and the paired-difference table, as headings and cells."""
+    head = ["group", "n", *(heading for _, heading, _ in MEASURES), "best epoch", "minutes"]
+    body = [[r["group"], f"{r['n']}/{r['planned']}", *(interval_text(r[key]) for key, _, _ in MEASURES),
+             "n/a" if r["best_epoch"] is None else f"{r['best_epoch']:.1f}",
+             "n/a" if r["minutes"] is None else f"{r['minutes']:.1f}"] for r in rows]
+    paired = [r for r in rows if "paired" in r]
+    paired_head = ["group", "baseline", "pairs", *(f"Δ {heading}" for _, heading, _ in MEASURES)]
+    paired_body = [[r["group"], r["baseline"], str(r["paired"]["test_acc"]["n"]),
+                    *(f"{interval_text(r['paired'][key], signed=True)} {_word(r['paired'][key], better)}"
+                      for key, _, better in MEASURES)] for r in paired]
+    return head, body, paired_head, paired_body
+
+
+def _word(interval: dict, higher_is_better: bool) -> str:
+    word = verdict(interval, higher_is_better)
+    return "" if interval["mean"] is None else f"({word})"
+
+
+def _markdown(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body]) + "\n"
+
+
+def _csv(rows: list[dict]) -> str:
+    """Every number of the tables, flat: MEASURE_n, _mean, _std, _low, _high, and diff_MEASURE_... ."""
+    flat = []
+    for r in rows:
+        out = {k: v for k, v in r.items() if not isinstance(v, dict)}
+        for key, _, _ in MEASURES:
+            out.update({f"{key}_{part}": value for part, value in r[key].items()})
+            if "paired" in r:
+                out.update({f"diff_{key}_{part}": value for part, value in r["paired"][key].items()})
+        flat.append(out)
+    fields = list(dict.fromkeys(k for row in flat for k in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return text.getvalue()
+
+
+def _png(fig: Figure) -> bytes:
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
+    return png.getvalue()
 
 
 def _per_epoch(group: list[dict], value) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -129,84 +224,146 @@ def _per_epoch(group: list[dict], value) -> tuple[list[int], list[float], list[f
     return list(epochs), [statistics.fmean(s) for s in series], [min(s) for s in series], [max(s) for s in series]
 
 
-def _comparison_figure(runs: list[dict], panels: list[tuple[str, str, object]]) -> bytes:
+def _curves_figure(runs: list[dict], panels: list[tuple[str, str, object]]) -> bytes:
+    """Per-epoch overlays, one line per group (mean over seeds, the band spans them)."""
     fig = Figure(figsize=(6 * len(panels), 4.5), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    presets = list(dict.fromkeys(r["preset"] for r in runs))
-    colors = [f"C{i}" for i in range(len(presets))]
+    labels = list(dict.fromkeys(r["group"] for r in runs))
     for ax, (title, ylabel, value) in zip(axes, panels):
-        for preset, color in zip(presets, colors):
-            epochs, mean, low, high = _per_epoch([r for r in runs if r["preset"] == preset], value)
-            ax.plot(epochs, mean, color=color, label=preset)
+        for i, label in enumerate(labels):
+            epochs, mean, low, high = _per_epoch([r for r in runs if r["group"] == label], value)
+            ax.plot(epochs, mean, color=f"C{i % 10}", label=label)
             if low != high:
-                ax.fill_between(epochs, low, high, color=color, alpha=0.15, lw=0)
+                ax.fill_between(epochs, low, high, color=f"C{i % 10}", alpha=0.15, lw=0)
         ax.set(title=title, xlabel="epochs", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=90)
-    return png.getvalue()
+    return _png(fig)
 
 
-def write_report(folder: Path) -> Path:
-    """summary.csv, summary.md, val_curves.png, gap.png and report.html, from the finished runs."""
+def _numeric_axis(manifest: dict) -> str | None:
+    """The first grid axis whose values are numbers: the x of the metric-against-setting figure."""
+    return next((name for name, values in manifest.get("grid", {}).items()
+                 if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(values) > 1), None)
+
+
+def _setting_figure(rows: list[dict], axis: str) -> bytes:
+    """Each measure against the setting, one line per preset (and other grid values), with the
+    95% band; log x where the values span decades (symmetric-log when 0 is among them)."""
+    lines: dict[str, list[dict]] = {}
+    for r in rows:
+        name = " ".join(w for w in r["group"].split() if not w.startswith(f"{axis}=")) or r["preset"]
+        lines.setdefault(name, []).append(r)
+    shown = [(key, heading) for key, heading, _ in MEASURES if key != "test_loss" and any(r[key]["n"] for r in rows)]
+    fig = Figure(figsize=(4.6 * len(shown), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    xs = sorted({r[axis] for r in rows})
+    positive = [x for x in xs if x > 0]
+    for ax, (key, heading) in zip(axes, shown):
+        for i, (name, members) in enumerate(lines.items()):
+            points = sorted((r[axis], r[key]) for r in members if r[key]["n"])
+            if not points:
+                continue
+            x = [p[0] for p in points]
+            ax.plot(x, [p[1]["mean"] for p in points], "o-", color=f"C{i % 10}", label=name, ms=4)
+            banded = [(xv, p) for xv, p in points if p["low"] is not None]
+            if banded:
+                ax.fill_between([b[0] for b in banded], [b[1]["low"] for b in banded], [b[1]["high"] for b in banded],
+                                color=f"C{i % 10}", alpha=0.18, lw=0)
+        if len(positive) > 1 and max(positive) / min(positive) >= 10:
+            if min(xs) <= 0:
+                ax.set_xscale("symlog", linthresh=min(positive))
+            else:
+                ax.set_xscale("log")
+        ax.set(title=heading, xlabel=axis, ylabel=heading)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"against {axis}: mean over seeds, band = 95% t interval (where n >= 2)", fontsize=10)
+    return _png(fig)
+
+
+def write_report(folder: Path, baseline: str | None = None) -> Path:
+    """summary.csv, summary.md, the figures and report.html of a sweep or comparison folder."""
     folder = Path(folder)
-    runs = load_runs(folder)
-    rows = summarize(runs)
-    curves = _comparison_figure(runs, [
-        ("validation accuracy", "accuracy", lambda h: h["val_acc"]),
-        # The data loss: a penalty would inflate a regularized run's loss and break the comparison.
-        ("validation loss (without penalty)", "cross-entropy", lambda h: h["val_data_loss"]),
-    ])
-    gap = _comparison_figure(runs, [("generalization gap", "train acc - val acc", lambda h: h["acc"] - h["val_acc"])])
-    atomic_write(folder / "val_curves.png", curves)
-    atomic_write(folder / "gap.png", gap)
-
-    csv_text = io.StringIO()
-    writer = csv.DictWriter(csv_text, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(folder / "summary.csv", csv_text.getvalue().encode())
-    md = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
-    md += ["| " + " | ".join(_table_cells(r)) + " |" for r in rows]
-    atomic_write(folder / "summary.md", ("\n".join(md) + "\n").encode())
-    atomic_write(folder / "report.html", _html(rows, runs, curves, gap).encode())
+    manifest, runs = load_study(folder)
+    if not runs:
+        raise RegulabError(f"no finished runs in {folder} yet; run the same `regulab sweep`/`compare` command to train them")
+    rows = summarize(manifest, runs, baseline)
+    head, body, paired_head, paired_body = _tables(rows)
+    with_val = [r for r in runs if r["history"][0].get("val_acc") is not None]
+    figures = {}
+    if with_val:
+        figures["val_curves.png"] = ("Validation curves", _curves_figure(with_val, [
+            ("validation accuracy", "accuracy", lambda h: h["val_acc"]),
+            # The data loss: a penalty would inflate a regularized run's loss and break the comparison.
+            ("validation loss (without penalty)", "cross-entropy", lambda h: h["val_data_loss"])]))
+        figures["gap.png"] = ("Generalization gap", _curves_figure(
+            with_val, [("generalization gap", "train acc - val acc", lambda h: h["acc"] - h["val_acc"])]))
+    axis = _numeric_axis(manifest)
+    if axis:
+        figures["by_setting.png"] = (f"Against {axis}", _setting_figure(rows, axis))
+    for name, (_, png) in figures.items():
+        atomic_write(folder / name, png)
+    atomic_write(folder / "summary.csv", _csv(rows).encode())
+    md = _markdown(head, body) + (("\nPaired differences (this group minus its baseline, over matched seeds):\n\n"
+                                   + _markdown(paired_head, paired_body)) if paired_body else "")
+    atomic_write(folder / "summary.md", md.encode())
+    atomic_write(folder / "report.html", _html(manifest, rows, runs, (head, body, paired_head, paired_body), figures).encode())
     return folder / "report.html"
 
 
-def _html(rows: list[dict], runs: list[dict], curves: bytes, gap: bytes) -> str:
-    def img(png: bytes, alt: str) -> str:
-        return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, figures: dict) -> str:
+    head, body, paired_head, paired_body = tables
 
-    best = max(rows, key=lambda r: r["best_val_acc"])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS)
-    body = "".join(
-        f'<tr{" class=best" if r is best else ""} title="{html.escape(r["description"])}">'
-        + "".join(f"<td>{html.escape(c)}</td>" for c in _table_cells(r)) + "</tr>" for r in rows)
+    def table(heading: list[str], cells: list[list[str]], best: int | None = None) -> str:
+        th = "".join(f"<th>{html.escape(c)}</th>" for c in heading)
+        tr = "".join(f'<tr{" class=best" if i == best else ""}>' + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+                     + "</tr>" for i, row in enumerate(cells))
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>"
+
+    # The best group by what exists: validation accuracy where there is any, else test accuracy.
+    rank = "best_val_acc" if any(r["best_val_acc"]["n"] for r in rows) else "test_acc"
+    ranked = [i for i, r in enumerate(rows) if r[rank]["n"]]
+    best = max(ranked, key=lambda i: rows[i][rank]["mean"]) if ranked else None
+    missing = [f"{r['group']} ({r['n']}/{r['planned']})" for r in rows if r["n"] < r["planned"]]
+    status = (f"<p class=warn>Not complete: {html.escape(', '.join(missing))} finished of planned. The same command "
+              "continues it.</p>" if missing else "")
+    what = " ".join(manifest["presets"]) + "".join(f" × {k} = {', '.join(map(str, v))}" for k, v in manifest["grid"].items())
+    paired = ("<h2>Paired differences</h2><p class=note>Each group minus its baseline, seed by seed (same split, "
+              "initial weights and data order), then the mean difference with its 95% Student-t interval. "
+              "<i>better</i> or <i>worse</i> only where the interval excludes zero.</p>" + table(paired_head, paired_body)
+              if paired_body else "")
+    images = "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
+                     f'src="data:image/png;base64,{base64.b64encode(png).decode()}">' for title, png in figures.values())
     configs = "".join(
-        f"<details><summary>{html.escape(r['preset'])}, seed {r['seed']}: {html.escape(str(r['path']))}</summary>"
+        f"<details><summary>{html.escape(r['group'])}, random seed {r['seed']}: {html.escape(r['key'])}</summary>"
         f"<pre>{html.escape(json.dumps(r['config'], indent=2))}</pre></details>" for r in runs)
+    best_text = (f" Best by {rank.replace('_', ' ')}: <b>{html.escape(rows[best]['group'])}</b>, "
+                 f"{interval_text(rows[best][rank])}." if best is not None else "")
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>regulab comparison</title>
+<html lang="en"><head><meta charset="utf-8"><title>regulab: {html.escape(what)}</title>
 <style>
-body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ padding: .35em .7em; border-bottom: 1px solid #ddd; text-align: right; }}
+body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1250px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 13px; }}
+th, td {{ padding: .35em .6em; border-bottom: 1px solid #ddd; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 tr.best td {{ font-weight: 600; background: #eef6ee; }}
 img {{ max-width: 100%; display: block; margin: 1em 0; }}
 pre {{ background: #f6f6f6; padding: .6em; font-size: 12px; }}
-.note {{ color: #555; }}
+.note {{ color: #555; }} .warn {{ color: #a40; }}
 </style></head><body>
-<h1>What stops the seed network overfitting?</h1>
-<p>{len(runs)} runs of {len(rows)} presets, on the same train/validation split and data order.
-Best: <b>{html.escape(best['preset'])}</b>, validation accuracy {best['best_val_acc']:.4f}.</p>
-<table id="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<p class="note">Means over seeds (± standard deviation). <i>gap</i> is final train accuracy minus final
-validation accuracy: how much the network has memorized rather than learnt. <i>test acc</i> uses each
-run's best-epoch weights, chosen on validation; the test set was not used for any choice.</p>
-<h2>Validation curves</h2>{img(curves, "validation accuracy and loss per preset")}
-<h2>Generalization gap</h2>{img(gap, "train minus validation accuracy per preset")}
+<h1>{html.escape(what)}</h1>
+<p>{len(runs)} finished runs in {len(rows)} groups, on the same train/validation split, with matched seeds.{best_text}</p>
+{status}
+{table(head, body, best)}
+<p class="note">Each cell: mean ± standard deviation over seeds [95% confidence interval of the mean, Student t
+with n - 1 degrees of freedom]; n is finished of planned seeds, and one seed has no interval. <i>gap</i> is
+final train accuracy minus final validation accuracy. <i>test acc</i>, <i>ECE</i> (expected calibration error,
+15 equal-width confidence bins) and <i>NLL</i> (mean negative log-likelihood) use each run's best-epoch
+weights, chosen on validation; the test set chose nothing. Precision: {html.escape(", ".join(
+        sorted({r["precision"] for r in rows if r["precision"]})))}.</p>
+{paired}
+{images}
 <h2>Run configurations</h2>{configs}
 </body></html>
 """
@@ -229,6 +386,29 @@ def plot_confusion(confusion, classes, path: Path, title: str = "") -> Path:
     ax.set_yticks(range(len(classes)), classes)
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
     fig.colorbar(image, ax=ax, label="share of the true class")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_reliability(calibration: dict, path: Path, title: str = "") -> Path:
+    """The reliability diagram: accuracy against confidence per bin (a calibrated model lies on
+    the diagonal), with the share of predictions in each bin beneath."""
+    bins = calibration["bins"]
+    centres = [(i + 0.5) / bins for i in range(bins)]
+    occupied = [i for i in range(bins) if calibration["count"][i]]
+    fig = Figure(figsize=(5.5, 6.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="calibrated")
+    top.bar([centres[i] for i in occupied], [calibration["accuracy"][i] for i in occupied], width=1 / bins,
+            color=TRAIN_COLOR, alpha=0.75, edgecolor="white", label="accuracy")
+    top.plot([calibration["confidence"][i] for i in occupied], [calibration["accuracy"][i] for i in occupied], "o",
+             color=VAL_COLOR, ms=4, label="(mean confidence, accuracy)")
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+            title=f"{title or 'reliability'}: ECE {calibration['ece']:.4f} ({bins} bins)")
+    top.legend(loc="upper left", fontsize=8)
+    total = max(sum(calibration["count"]), 1)
+    bottom.bar(centres, [c / total for c in calibration["count"]], width=1 / bins, color="grey", edgecolor="white")
+    bottom.set(xlabel="confidence (top-class probability)", ylabel="share")
     fig.savefig(path, dpi=110)
     return path
 

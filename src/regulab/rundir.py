@@ -67,6 +67,14 @@ class RunDir:
     def finished(self) -> bool:
         return (self.path / METRICS).is_file()
 
+    def require_started(self) -> None:
+        """A one-line answer for a folder that is no run folder, or where no training ever started."""
+        if not self.path.is_dir():
+            raise RegulabError(f"{self.path} is not a folder; pass a run folder that `regulab train` wrote")
+        if not (self.path / CONFIG).is_file():
+            raise RegulabError(f"{self.path} holds no regulab run: no training ever started there (no {CONFIG}); "
+                               f"start one with: regulab train --out {self.path}")
+
     def write_json(self, name: str, obj) -> None:
         atomic_write(self.path / name, (json.dumps(obj, indent=2) + "\n").encode())
 
@@ -81,6 +89,7 @@ class RunDir:
 
     def read_config(self) -> Config:
         """The run's settings; fields added to regulab since the run was made take their defaults."""
+        self.require_started()
         try:
             return Config(**self.read_json(CONFIG)).validate()
         except TypeError as exc:
@@ -119,8 +128,10 @@ class RunDir:
         return matching_state(self.load(name), model, self.path / name)
 
     def load_checkpoint(self) -> dict:
+        self.require_started()
         if self.finished():
-            raise RegulabError(f"{self.path} already holds a finished run; there is nothing to resume")
+            raise RegulabError(f"{self.path} already holds a finished run; there is nothing to resume. To train on from "
+                               f"its weights, start a new run: regulab train --init-from {self.path} --out NEW_DIR")
         checkpoint = self.load(CHECKPOINT)
         keys = {"epoch", "model", "optimizer", "shuffle_rng", "torch_rng", "history", "best_score", "best_epoch"}
         if not isinstance(checkpoint, dict) or not keys <= set(checkpoint):

@@ -169,11 +169,12 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
     """
     folder, grid, overrides = Path(folder), grid or {}, overrides or {}
     groups = plan(presets, grid, seeds, overrides)
+    old = read_manifest(folder)
+    baseline = baseline or (old or {}).get("baseline")  # the same command without it keeps the sweep's
     if baseline:
         baseline_of(groups, baseline)
     runs_dir = Path(runs_dir) if runs_dir else folder / "runs"
     identity = {"presets": presets, "grid": grid, "settings": overrides}
-    old = read_manifest(folder)
     if old is not None and {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
         changed = [k for k in identity if old.get(k) != json.loads(json.dumps(identity[k]))]
         raise RegulabError(f"{folder} holds a sweep with other {' and '.join(changed)} ({_describe(old)}); "

@@ -277,12 +277,18 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
             device = torch.device("cuda", workers.local_rank)
         if not workers.main:
             log, progress = (lambda *_: None), False
+    # Everything that can fail on the user's input fails before the run folder exists, so a run
+    # that cannot start leaves nothing behind.
+    if splits is None:
+        splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed,
+                                  cfg.train_fraction)
+    init_weights = RunDir(cfg.init_from).load_weights(BEST_WEIGHTS, model) if cfg.init_from and not resume else None
+    checkpoint = RunDir(cfg.out).load_checkpoint() if resume else None
     # The main worker makes the folder (and stops everyone if it cannot); the others learn where.
     path = None
     if workers.main:
         path = RunDir(cfg.out).path if resume else RunDir.create(cfg.out or default_out(cfg), overwrite=overwrite).path
     run = RunDir(workers.from_main(path))
-    checkpoint = run.load_checkpoint() if resume else None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(cfg.deterministic)
@@ -293,9 +299,6 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     if note:
         log(f"note: {note}")
 
-    if splits is None:
-        splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed,
-                                  cfg.train_fraction)
     x_train, y_train = (t.to(device) for t in splits.train)
     n_train = len(y_train)
     log(f"data: {splits.source}: {n_train:,} train, {len(splits.val[1]) if splits.val else 0:,} validation, "
@@ -307,6 +310,9 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
         log(f"training on all {n_train:,} training images with no validation set; the {len(splits.test[1]):,} "
             "test images are used once, after training, and choose nothing")
 
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
+        log(f"starting from the weights of {cfg.init_from} ({BEST_WEIGHTS})")
     model.to(device, memory_format=torch.channels_last)
     if cfg.whiten:  # from training images only; deterministic, so a resumed run rebuilds the same layer
         model.whiten_(x_train[:5000])
@@ -422,7 +428,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
                            lr=optimizer.param_groups[0]["lr"], steps=len(batches), seconds=time.perf_counter() - started,
                            train_seconds=train_seconds, images_per_s=n_train / train_seconds)
                 # The best epoch by the monitored metric (the last epoch when nothing is held out).
-                score = epoch if val_acc is None else val_acc if cfg.monitor == "val_acc" else -val_data_loss
+                score = epoch if val_acc is None else val_acc if cfg.monitor == "val_acc" else -row["val_loss"]
                 if score > best_score:
                     best_score, best_epoch = score, epoch
                     run.save(BEST_WEIGHTS, evaluated.state_dict())
@@ -443,12 +449,14 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     if not workers.main:  # the main worker alone tests and writes the results
         return {}
 
+    # The test set is scored in fp32 whatever the training precision, so that metrics.json and
+    # `regulab evaluate` (fp32 on any machine) report one number for one run.
     started_test = time.perf_counter()
-    last_test = best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, precision)
+    last_test = best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32")
     if best_epoch != len(history):
         evaluated.load_state_dict(run.load_weights(BEST_WEIGHTS, evaluated))
-        best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, precision)
-    best_test_tta = evaluate(evaluated, *splits.test, cfg.eval_batch_size, precision, cfg.tta) if cfg.tta else None
+        best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32")
+    best_test_tta = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32", cfg.tta) if cfg.tta else None
     eval_seconds += time.perf_counter() - started_test
     best = history[best_epoch - 1]
     metrics = {
@@ -463,6 +471,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
         "test_acc_tta": best_test_tta and best_test_tta.acc, "test_ece_tta": best_test_tta and best_test_tta.ece,
         "epochs": cfg.epochs, "train_size": n_train, "val_size": len(splits.val[1]) if splits.val else 0,
         "test_size": len(splits.test[1]), "data": splits.source, "device": device.type, "precision": precision,
+        "test_precision": "fp32",
         "threads": torch.get_num_threads(), "seconds": sum(r["seconds"] for r in history),
         # This session's wall time, from the call to the metrics, and its parts.
         "wall_seconds": time.perf_counter() - started_run, "eval_seconds": eval_seconds,
@@ -475,13 +484,13 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     run.write_json(METRICS, metrics)  # written last: its presence marks the run finished
     trackers.finish(metrics, [run.path / CURVES, run.path / METRICS, run.path / CONFIG_TOML])
     if splits.val is not None:
-        log(f"best epoch {best_epoch}: val_acc {best['val_acc']:.4f}; "
-            f"test_acc {best_test.acc:.4f} (best weights), {last_test.acc:.4f} (last); "
-            f"test ECE {best_test.ece:.4f}")
+        log(f"best epoch {best_epoch}: val_acc {best['val_acc']:.4f}; test_acc {best_test.acc:.4f} (best weights, fp32), "
+            f"{last_test.acc:.4f} (last); test ECE {best_test.ece:.4f}")
     else:
-        log(f"test_acc {best_test.acc:.4f} after {best_epoch} epochs; test ECE {best_test.ece:.4f}")
+        log(f"test_acc {best_test.acc:.4f} after {best_epoch} epochs (fp32); test ECE {best_test.ece:.4f}")
     if cfg.tta:
-        log(f"test_acc {best_test_tta.acc:.4f} with test-time augmentation (level {cfg.tta}), {best_test.acc:.4f} without")
+        log(f"test_acc {best_test_tta.acc:.4f} with test-time augmentation (level {cfg.tta}, fp32): the headline; "
+            f"{best_test.acc:.4f} without")
     log(f"wall time {metrics['wall_seconds']:.0f} s: training {metrics['train_seconds']:.0f} s, "
         f"evaluation {eval_seconds:.0f} s; outputs in {run.path}")
     return metrics

@@ -17,13 +17,13 @@ import torch
 from regulab import data as data_lib
 from regulab.config import Config
 from regulab.errors import RegulabError
-from regulab.report import plot_confusion, plot_mistakes
-from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir, atomic_write
 from regulab.evaluation import reliability, tta_logits
+from regulab.report import plot_confusion, plot_mistakes, plot_reliability
+from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir, atomic_write
 from regulab.train import build_model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-EVALUATION, CONFUSION, MISTAKES = "evaluation.json", "confusion.png", "misclassified.png"
+EVALUATION, CONFUSION, MISTAKES, RELIABILITY = "evaluation.json", "confusion.png", "misclassified.png", "reliability.png"
 
 
 @dataclass
@@ -39,8 +39,7 @@ class TrainedRun:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainedRun":
         run = RunDir(path)
-        if not run.path.is_dir():
-            raise RegulabError(f"{run.path} is not a folder; pass a run folder that `regulab train` wrote")
+        run.require_started()
         if not run.finished():
             raise RegulabError(f"{run.path} holds no finished run (no {METRICS}); finish it first: "
                                f"regulab train --resume {run.path}")
@@ -89,11 +88,14 @@ def evaluate_run(path: str | os.PathLike, data: str | None = None, tta: int | No
         "run": str(trained.path), "data": raw.source, "images": len(labels), "tta": trained.config.tta if tta is None else tta,
         "accuracy": float((predicted == labels).double().mean()),
         "loss": float(torch.nn.functional.nll_loss(probs.clamp(min=1e-12).log(), labels)),
+        "ece": None, "reliability": reliability(probs.max(1).values, predicted == labels),
         "per_class": per_class,
         "most_confused": [{"true": data_lib.CLASSES[t], "predicted": data_lib.CLASSES[p], "count": n} for n, t, p in pairs[:5]],
         "confusion": confusion.tolist(), "classes": list(data_lib.CLASSES),
     }
+    result["ece"] = result["reliability"]["ece"]
     RunDir(trained.path).write_json(EVALUATION, result)
+    plot_reliability(result["reliability"], trained.path / RELIABILITY, title=f"{trained.path.name}: test set")
     plot_confusion(confusion.numpy(), data_lib.CLASSES, trained.path / CONFUSION, title=f"{trained.path.name}: test set")
     wrong = (predicted != labels).nonzero().squeeze(1)
     wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:48]  # the most confident mistakes first
@@ -104,8 +106,8 @@ def evaluate_run(path: str | os.PathLike, data: str | None = None, tta: int | No
 
 
 def evaluation_table(result: dict) -> str:
-    lines = [f"test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} on {result['images']:,} images "
-             f"({result['data']}; test-time augmentation level {result['tta']})", "",
+    lines = [f"test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, ECE {result['ece']:.4f} on "
+             f"{result['images']:,} images ({result['data']}; fp32; test-time augmentation level {result['tta']})", "",
              f"{'class':<11} {'images':>6} {'precision':>9} {'recall':>7} {'f1':>6}"]
     lines += [f"{c['class']:<11} {c['images']:>6} {c['precision']:>9.4f} {c['recall']:>7.4f} {c['f1']:>6.4f}"
               for c in result["per_class"]]

@@ -1,0 +1,248 @@
+"""regulab sweep and compare: one engine, runs identified by their settings, resumable; and the
+statistics every report prints (Student-t intervals, paired differences), checked by hand."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from regulab import data as data_lib
+from regulab.cli import main
+from regulab.errors import RegulabError
+from regulab.report import load_study, summarize, t_interval, verdict, write_report
+from regulab.sweep import parse_grid, plan
+
+QUICK = ["--data", "cifar10-mini", "--epochs", "2", "--batch-size", "256"]
+
+
+@pytest.fixture(scope="module")
+def l2_sweep(tmp_path_factory):
+    """seed-noreg at three L2 strengths x 2 seeds, into a shared pool of runs."""
+    top = tmp_path_factory.mktemp("sweep")
+    assert main(["sweep", "seed-noreg", "--grid", "l2=0,1e-3,1e-2", "--seeds", "2", "--out", str(top / "l2"),
+                 "--runs-dir", str(top / "runs"), "--baseline", "l2=0", *QUICK]) == 0
+    return top
+
+
+def test_sweep_trains_every_value_and_seed_on_the_same_split(l2_sweep):
+    manifest, runs = load_study(l2_sweep / "l2")
+    assert [g["label"] for g in manifest["groups"]] == ["l2=0", "l2=0.001", "l2=0.01"]
+    assert sorted((r["group"], r["seed"]) for r in runs) == [(g, s) for g in ("l2=0", "l2=0.001", "l2=0.01") for s in (0, 1)]
+    for r in runs:
+        assert r["config"]["split_seed"] == 777 and r["config"]["epochs"] == 2 and len(r["history"]) == 2
+        assert r["config"]["l2"] == float(r["group"].split("=")[1])
+        assert 0 <= r["metrics"]["test_ece"] <= 1 and r["history"][0]["val_ece"] is not None
+    # Matched seeds: the same initial weights and data order, so the first epoch of l2=0 and l2=1e-2
+    # differ only through the penalty.
+    by = {(r["group"], r["seed"]): r for r in runs}
+    assert by[("l2=0", 0)]["history"][0]["penalty"] == 0 < by[("l2=0.01", 0)]["history"][0]["penalty"]
+
+
+def test_the_same_training_under_another_name_is_not_run_again(l2_sweep, capsys):
+    """The seed preset is seed-noreg with l2=1e-3: compare finds it in the shared pool."""
+    capsys.readouterr()
+    assert main(["compare", "seed-noreg", "seed", "--seeds", "2", "--out", str(l2_sweep / "presets"),
+                 "--runs-dir", str(l2_sweep / "runs"), "--baseline", "seed-noreg", *QUICK]) == 0
+    assert "4 runs, 4 already finished" in capsys.readouterr().out
+    manifest, runs = load_study(l2_sweep / "presets")
+    sweep_manifest, _ = load_study(l2_sweep / "l2")
+    assert manifest["groups"][1]["runs"] == sweep_manifest["groups"][1]["runs"]  # seed == l2=0.001
+    assert len(list((l2_sweep / "runs").iterdir())) == 6
+
+
+def test_more_seeds_adds_only_the_new_ones_and_changed_settings_are_refused(l2_sweep, capsys):
+    folder = l2_sweep / "grow"
+    args = ["compare", "seed-noreg", "--out", str(folder), "--runs-dir", str(l2_sweep / "runs"), *QUICK]
+    assert main([*args, "--seeds", "3"]) == 0
+    assert "3 runs, 2 already finished" in capsys.readouterr().out
+    stale = ["compare", "seed-noreg", "--out", str(folder), "--data", "cifar10-mini", "--epochs", "3", "--batch-size", "256"]
+    assert main(stale) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds a sweep with other settings" in err and "--epochs 2" in err
+
+
+def test_an_interrupted_run_is_resumed(l2_sweep, capsys):
+    manifest, _ = load_study(l2_sweep / "l2")
+    run = l2_sweep / "runs" / manifest["groups"][2]["runs"]["1"]
+    (run / "metrics.json").unlink()  # as if killed after its last checkpoint
+    assert main(["sweep", "seed-noreg", "--grid", "l2=0,1e-3,1e-2", "--seeds", "2", "--out", str(l2_sweep / "l2"),
+                 "--runs-dir", str(l2_sweep / "runs"), *QUICK]) == 0
+    out = capsys.readouterr().out
+    assert "6 runs, 5 already finished" in out and "l2=0.01 [random seed 1]" in out and "resumed" in out
+    assert "resuming after epoch 2 of 2" in (run / "train.log").read_text()
+
+
+def test_report_tables_carry_n_intervals_and_paired_differences(l2_sweep):
+    report = write_report(l2_sweep / "l2")
+    md = (l2_sweep / "l2" / "summary.md").read_text()
+    assert md.startswith("| group | n | best val acc | test acc | gap (train - val acc) | test ECE | test NLL |")
+    assert "| l2=0.01 | 2/2 |" in md and "Paired differences" in md and "| l2=0.01 | l2=0 | 2 |" in md
+    rows = list(__import__("csv").DictReader((l2_sweep / "l2" / "summary.csv").open()))
+    assert {"test_acc_n", "test_acc_low", "test_acc_high", "test_ece_mean", "diff_test_acc_low"} <= set(rows[0])
+    page = report.read_text()
+    assert page.count("data:image/png;base64,") == 3 and "http" not in page  # curves, gap, against l2
+    assert page.count("<details>") == 6 and "Student t" in page
+    assert Image.open(l2_sweep / "l2" / "by_setting.png").size[0] > 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# The statistics, against numbers worked by hand
+
+def test_t_interval_matches_the_textbook():
+    # mean 0.72, s = 0.02, t(0.975, 2) = 4.302653: half-width 4.302653 * 0.02 / sqrt(3) = 0.049683
+    ci = t_interval([0.70, 0.72, 0.74])
+    assert (ci["n"], ci["mean"], ci["std"]) == (3, pytest.approx(0.72), pytest.approx(0.02))
+    assert ci["low"] == pytest.approx(0.72 - 0.049683, abs=1e-6) and ci["high"] == pytest.approx(0.72 + 0.049683, abs=1e-6)
+    # two values: t(0.975, 1) = 12.706205; s = 0.0141421; half-width 12.706205 * 0.01 = 0.127062
+    ci = t_interval([0.5, 0.52])
+    assert ci["high"] - ci["mean"] == pytest.approx(0.127062, abs=1e-6)
+    assert t_interval([0.5])["low"] is None and t_interval([])["mean"] is None
+
+
+def _fake(groups: dict[str, list[float]], baseline="a") -> tuple[dict, list[dict]]:
+    manifest = {"baseline": baseline, "groups": [{"label": g, "preset": g, "point": {}, "runs": {str(s): f"{g}{s}" for s in
+                                                                                              range(len(v))}}
+                                                 for g, v in groups.items()]}
+    runs = [{"group": g, "seed": s, "metrics": {"best_val_acc": acc, "test_acc": acc, "gap": 0.1, "test_ece": 0.05,
+                                                "test_loss": 1.0, "best_epoch": 3, "seconds": 60, "precision": "fp32"}}
+            for g, values in groups.items() for s, acc in enumerate(values)]
+    return manifest, runs
+
+
+def test_paired_difference_is_over_matched_seeds():
+    # Seed effects dominate, the treatment adds a steady 0.01: unpaired intervals overlap, the paired one excludes 0.
+    manifest, runs = _fake({"a": [0.60, 0.70, 0.80], "b": [0.612, 0.708, 0.811]})
+    rows = summarize(manifest, runs)
+    assert rows[0]["test_acc"]["low"] < rows[1]["test_acc"]["mean"] < rows[0]["test_acc"]["high"]
+    diff = rows[1]["paired"]["test_acc"]
+    # differences 0.012, 0.008, 0.011: mean 0.010333, s = 0.0020817, half-width 4.302653 * s / sqrt(3) = 0.0051713
+    assert diff["mean"] == pytest.approx(0.0103333, abs=1e-6) and diff["low"] == pytest.approx(0.0103333 - 0.0051713, abs=1e-6)
+    assert verdict(diff, higher_is_better=True) == "better"
+    assert verdict(rows[1]["paired"]["test_ece"], higher_is_better=False) == "n < 2: no interval" or \
+        rows[1]["paired"]["test_ece"]["std"] == 0
+    assert "paired" not in rows[0]  # the baseline is not compared with itself
+
+
+def test_a_group_with_no_finished_run_is_shown_not_hidden():
+    manifest, runs = _fake({"a": [0.6, 0.7], "b": [0.65, 0.71]})
+    manifest["groups"].append({"label": "c", "preset": "c", "point": {}, "runs": {"0": "c0", "1": "c1"}})
+    rows = summarize(manifest, runs)
+    assert [r["group"] for r in rows] == ["a", "b", "c"] and rows[2]["n"] == 0 and rows[2]["test_acc"]["mean"] is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad grids: one line, before anything runs
+
+@pytest.mark.parametrize("grid, message", [
+    ("l3=0,1", "unknown setting 'l3'"),
+    ("l2=0,lots", "--grid l2: 'lots' is not a number"),
+    ("epochs=1.5", "--grid epochs: '1.5' is not a whole number"),
+    ("l2=", "--grid l2= has no values"),
+    ("l2", "needs the form SETTING=V1,V2"),
+    ("seed=1,2", "use --seeds"),
+    ("dropout_head=0.2,1.5", "dropout_head=1.5: --dropout-head must be in [0, 1)"),
+])
+def test_a_bad_grid_is_one_line_before_anything_runs(tmp_path, capsys, grid, message):
+    assert main(["sweep", "seed-noreg", "--grid", grid, "--out", str(tmp_path / "s"), *QUICK]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "s").exists()
+
+
+def test_grid_values_take_the_settings_types():
+    assert parse_grid(["l2=0,1e-4", "batch-norm=true,false", "augment=crop,flip"]) == \
+        {"l2": [0.0, 1e-4], "batch_norm": [True, False], "augment": ["crop", "flip"]}
+    with pytest.raises(RegulabError, match="names l2 twice"):
+        parse_grid(["l2=0", "l2=1"])
+    groups = plan(["seed-noreg", "seed-all"], {"train_fraction": [0.5, 1.0]}, 1, {})
+    assert [g.label for g in groups] == ["seed-noreg train_fraction=0.5", "seed-noreg train_fraction=1",
+                                         "seed-all train_fraction=0.5", "seed-all train_fraction=1"]
+    # train_fraction=1 is the preset itself: the same run key.
+    assert groups[1].runs == plan(["seed-noreg"], {}, 1, {})[0].runs
+
+
+# ---------------------------------------------------------------------------------------------
+# The stratified training subset
+
+def test_train_fraction_is_stratified_nested_and_the_same_for_every_run():
+    raw = data_lib.load_mini()
+    full = data_lib.prepare(raw, 0.3, 777)
+    subsets = {f: data_lib.prepare(raw, 0.3, 777, train_fraction=f) for f in (0.1, 0.25, 1.0)}
+    counts = np.bincount(full.train[1].numpy(), minlength=10)
+    for fraction in (0.1, 0.25):
+        got = np.bincount(subsets[fraction].train[1].numpy(), minlength=10)
+        assert np.abs(got - counts * fraction).max() <= 0.5 + 1e-9  # each class's own share, rounded
+        assert torch_equal(subsets[fraction].val[0], full.val[0]) and torch_equal(subsets[fraction].test[0], full.test[0])
+    assert torch_equal(subsets[1.0].train[0], full.train[0])  # the whole split, in the seed's order
+
+    def rows(splits):
+        return {bytes(x.numpy().tobytes()) for x in splits.train[0]}
+    assert rows(subsets[0.1]) <= rows(subsets[0.25]) <= rows(subsets[1.0])  # nested
+    # The subset depends on the split seed alone, not on the preset or the training seed.
+    assert rows(data_lib.prepare(raw, 0.3, 777, train_fraction=0.1)) == rows(subsets[0.1])
+    assert rows(data_lib.prepare(raw, 0.3, 778, train_fraction=0.1)) != rows(subsets[0.1])
+
+
+def torch_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def test_train_fraction_through_the_cli(tmp_path):
+    assert main(["train", "--preset", "seed-noreg", "--train-fraction", "0.25", "--out", str(tmp_path / "r"), *QUICK]) == 0
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    full = data_lib.prepare(data_lib.load_mini(), 0.3, 777)
+    assert metrics["train_size"] == pytest.approx(len(full.train[1]) * 0.25, abs=5)
+    assert metrics["val_size"] == len(full.val[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The page in a browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_a_browser(l2_sweep, tmp_path):
+    report = write_report(l2_sweep / "l2")
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1300,3200", report.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    assert dom.count("<tr") == 4 + 3 and "l2=0.01" in dom  # summary: header and 3 groups; paired: header and 2
+    assert dom.count("<img") == 3
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    # Matplotlib's first two line colours, C0 blue and C1 orange, appear only if the figures rendered.
+    for rgb in ((31, 119, 180), (255, 127, 14)):
+        assert (np.abs(pixels - rgb).sum(axis=2) < 40).sum() > 200, rgb
+
+
+def _run_folder(path, config: dict, history: list[dict], metrics: dict):
+    path.mkdir(parents=True)
+    for name, obj in (("config.json", config), ("history.json", history), ("metrics.json", metrics)):
+        (path / name).write_text(json.dumps(obj))
+
+
+def test_a_comparison_with_a_run_that_holds_out_no_validation_set(tmp_path):
+    """fast trains on all 50,000 images: its validation numbers are n/a, the table ranks by what exists."""
+    common = {"final_acc": 0.9, "test_acc": 0.8, "test_ece": 0.05, "test_loss": 0.6, "best_epoch": 2, "seconds": 60,
+              "precision": "fp32"}
+    with_val = {**common, "best_val_acc": 0.7, "final_val_acc": 0.7}
+    no_val = {**common, "best_val_acc": None, "final_val_acc": None, "test_acc": 0.9}
+    row = {"epoch": 1, "acc": 0.5, "loss": 1.0, "val_acc": 0.5, "val_data_loss": 1.0}
+    _run_folder(tmp_path / "runs" / "a", {"preset": "seed"}, [row, {**row, "epoch": 2}], with_val)
+    _run_folder(tmp_path / "runs" / "b", {"preset": "fast"}, [{**row, "val_acc": None, "val_data_loss": None}] * 2, no_val)
+    manifest = {"presets": ["seed", "fast"], "grid": {}, "settings": {}, "seeds": 1, "baseline": None, "runs_dir": "runs",
+                "groups": [{"label": "seed", "preset": "seed", "point": {}, "runs": {"0": "a"}},
+                           {"label": "fast", "preset": "fast", "point": {}, "runs": {"0": "b"}}]}
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    assert main(["report", str(tmp_path)]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| fast | 1/1 | n/a | 0.9000 | n/a |" in md
+    page = (tmp_path / "report.html").read_text()
+    assert "Best by best val acc: <b>seed</b>" in page

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from regulab.config import make_config
-from regulab.train import resolve_device, train
+from regulab.runtime import resolve_device
+from regulab.training import train
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,7 +22,8 @@ from regulab.augment import BatchAugment
 from regulab.config import make_config
 from regulab.evaluation import autocast, evaluate
 from regulab.models import create_model
-from regulab.train import build_optimizer, resolve_device, resolve_precision
+from regulab.optim import build_optimizer
+from regulab.runtime import resolve_device, resolve_precision
 
 HERE = Path(__file__).resolve().parent
 

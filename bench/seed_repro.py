@@ -22,7 +22,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from regulab.config import make_config
-from regulab.train import train
+from regulab.training import train
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

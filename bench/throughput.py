@@ -26,7 +26,8 @@ from regulab import data as data_lib
 from regulab.config import make_config
 from regulab.evaluation import autocast
 from regulab.models import create_model
-from regulab.train import native_bf16, train
+from regulab.runtime import native_bf16
+from regulab.training import train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from regulab.data import BATCH_DIR, TEST_BATCH, TRAIN_BATCHES, _unpickle_batch, read_archive
 from regulab.errors import RegulabError
 from regulab.rundir import CHECKPOINT, RunDir
+from regulab.training import TrainState
 
 fuzz = settings(max_examples=int(os.environ.get("REGULAB_FUZZ_EXAMPLES", "120")), deadline=5000, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -89,8 +90,9 @@ def test_archive_reader(tmp_path, blob, compress):
 @given(mutated(CHECKPOINT_BYTES))
 def test_checkpoint_loader(tmp_path, blob):
     (tmp_path / CHECKPOINT).write_bytes(blob)
+    (tmp_path / "config.json").write_text("{}")  # a started run
     try:
-        checkpoint = RunDir(tmp_path).load_checkpoint()
+        checkpoint = TrainState.read(RunDir(tmp_path))
     except RegulabError:
         return
     assert isinstance(checkpoint, dict)

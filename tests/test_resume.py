@@ -13,7 +13,7 @@ import torch
 
 from regulab import data as data_lib
 from regulab import rundir as rundir_lib
-from regulab import train as train_lib
+from regulab import training as train_lib
 from regulab.cli import main
 from regulab.config import make_config
 from regulab.errors import RegulabError
@@ -173,3 +173,18 @@ def test_resume_refuses_what_it_cannot_do(uninterrupted, tmp_path, capsys):
     (broken / "config.json").write_text("{not json")
     assert main(["train", "--resume", str(broken)]) == 1
     assert "config.json is unreadable" in capsys.readouterr().err
+
+
+def test_a_scheduled_run_resumes_on_its_schedule(tmp_path):
+    """The learning rate after a resume follows the run's schedule from the config's base rate,
+    not from the last scheduled rate the optimizer held."""
+    args = [*ARGS, "--schedule", "cosine", "--warmup-epochs", "1", "--lr", "1e-3"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert main(["train", *args, "--out", str(whole)]) == 0
+    proc = start(*args, "--out", str(parts))
+    wait_for_epochs(parts, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert len(json.loads((parts / "history.json").read_text())) < 3
+    assert main(["train", "--resume", str(parts)]) == 0
+    assert_same_run(whole, parts)

@@ -8,7 +8,7 @@ import pytest
 from regulab.config import make_config
 from regulab.errors import RegulabError
 from regulab.tracking import SCALARS
-from regulab.train import train
+from regulab.training import train
 
 
 def quick(out, **kw):
@@ -64,3 +64,18 @@ def test_missing_tracking_package_fails_before_training(tmp_path, monkeypatch):
     with pytest.raises(RegulabError, match=r"pip install 'regulab\[tracking\]'"):
         train(quick(tmp_path / "run", tensorboard="auto"), log=lambda *_: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_trackers_are_closed_when_the_end_of_a_run_fails(tmp_path, monkeypatch):
+    from regulab import training as train_lib
+    from regulab.tracking import Trackers
+
+    closed = []
+    monkeypatch.setattr(Trackers, "close", lambda self: closed.append(True))
+
+    def broken_figure(*args, **kwargs):
+        raise RegulabError("cannot draw the figure")
+    monkeypatch.setattr(train_lib, "plot_curves", broken_figure)
+    with pytest.raises(RegulabError, match="cannot draw"):
+        train(quick(tmp_path / "run", tensorboard=str(tmp_path / "tb")), log=lambda *_: None, progress=False)
+    assert closed == [True]

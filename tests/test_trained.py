@@ -13,8 +13,8 @@ from regulab import data as data_lib
 from regulab.config import make_config
 from regulab.errors import RegulabError
 from regulab.evaluation import evaluate
-from regulab.train import train
 from regulab.trained import TrainedRun, evaluate_run, predict, read_image
+from regulab.training import train
 
 
 def regulab(*args):

@@ -1,6 +1,35 @@
-"""regulab: train CNNs on CIFAR-10 and measure what stops them overfitting."""
+"""regulab: train CNNs on CIFAR-10 and measure what stops them overfitting.
+
+The Python API (the same engine as the `regulab` command):
+
+    import regulab
+    run = regulab.train("seed", epochs=5, data="cifar10-mini")   # any train option as a keyword
+    run.history["val_acc"]; run.metrics["test_acc"]; run.path
+    run.plot(); run.evaluate(); run.predict(["cat.jpg"])
+    run = regulab.load("runs/seed-...")
+    study = regulab.compare(["seed-noreg", "seed-dropout"], seeds=3, data="cifar10-mini")
+    study = regulab.sweep("seed-noreg", {"l2": [0, 1e-4, 1e-3]}, seeds=2, data="cifar10-mini")
+    regulab.presets()
+
+    @regulab.register_model
+    def my_net(dropout_head: float = 0.0) -> torch.nn.Module: ...   # then train(model="my-net")
+"""
 
 from regulab.errors import RegulabError
 
 __version__ = "0.1.0"
-__all__ = ["RegulabError", "__version__"]
+_API = ("train", "load", "compare", "sweep", "presets", "register_model", "Run", "Study")
+__all__ = ["RegulabError", "__version__", *_API]
+
+
+def __getattr__(name: str):
+    # The API imports PyTorch; `regulab --help` and `regulab --version` should not wait for it.
+    if name in _API:
+        from regulab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'regulab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

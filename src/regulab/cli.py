@@ -66,7 +66,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def _add_config_options(parser: argparse.ArgumentParser, skip=("preset",)) -> None:
+def _add_config_options(parser: argparse.ArgumentParser, skip=("preset", "model_file_sha256")) -> None:
     """Every `Config` setting as an option, with the help text the setting carries."""
     group = parser.add_argument_group("settings (each overrides the preset's value)")
     for field in config_fields():
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "sweeps so a training they have in common runs once")
         parser_.add_argument("--baseline", metavar="NAME", help="compare every group with this preset (or grid value, "
                              "such as l2=0) over matched seeds: paired differences with 95%% intervals")
+        parser_.add_argument("--overwrite", action="store_true", help="replace the plan of a folder that holds one of "
+                             "other settings (its finished runs stay in the pool and are reused where they match)")
         parser_.add_argument("--jobs", type=int, default=0, help="runs at once (default: one per core, cores split between them)")
         parser_.add_argument("--threads", type=int, default=0, help="threads per run (default: the cores / --jobs)")
         parser_.add_argument("--ray", metavar="ADDRESS", help="spread the runs over a Ray cluster ('local' starts one "
@@ -212,13 +214,13 @@ def _run(args: argparse.Namespace) -> int:
         print(path)
     elif args.command in ("compare", "sweep"):
         from regulab.report import write_report
-        from regulab.sweep import parse_grid, sweep
+        from regulab.sweeps import parse_grid, sweep
 
         grid = parse_grid(args.grid) if args.command == "sweep" else {}
         given = {f.name: getattr(args, f.name) for f in config_fields()
                  if f.name not in SWEEP_OWN and getattr(args, f.name, None) is not None}
         sweep(args.presets, args.out, grid, args.seeds, given, jobs=args.jobs, threads=args.threads,
-              runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray)
+              runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray, overwrite=args.overwrite)
         print(f"report: {write_report(args.out)}")
     elif args.command == "report":
         from regulab.report import write_report
@@ -247,13 +249,13 @@ def _run(args: argparse.Namespace) -> int:
         print(check if isinstance(check, str) else f"onnxruntime vs PyTorch on {check['images']} test images: "
               f"largest logit difference {check['max_abs_logit_difference']:.2e}, same top class {check['same_top_class']:.2%}")
     elif args.command == "train":
-        from regulab.train import train
+        from regulab.training import train
 
-        overrides = {f.name: getattr(args, f.name) for f in config_fields() if f.name != "preset"}
+        overrides = {f.name: getattr(args, f.name, None) for f in config_fields() if f.name != "preset"}
         if args.resume:
             if args.config or args.preset:
                 raise RegulabError("--resume takes the run's own settings; drop --config and --preset")
-            train(_resumed_config(args.resume, overrides), resume=True)
+            train(resumed_config(args.resume, overrides), resume=True)
         else:
             from_file = read_toml(args.config) if args.config else {}
             file_preset = from_file.pop("preset", None)
@@ -262,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
             cfg = make_config(preset, **{**from_file, **given})
             if args.dry_run:
                 from regulab.models import model_summary
-                from regulab.train import build_model
+                from regulab.training import build_model
 
                 print(to_toml(cfg).split("\n", 1)[1] + "\n" + model_summary(build_model(cfg)))
                 return 0
@@ -274,7 +276,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resumed_config(run_dir: Path, overrides: dict) -> Config:
+def resumed_config(run_dir: Path, overrides: dict) -> Config:
     from regulab.rundir import RunDir
 
     fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE | {"out"})

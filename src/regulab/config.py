@@ -32,7 +32,11 @@ class Config:
     train_fraction: float = setting(1.0, "train on this stratified share of the training split, the same images for "
                                     "every run with the same split seed (0.1 lies inside 0.25); validation and test unchanged")
     # -- model
-    model: str = setting("seed-cnn", "the network: seed-cnn (the notebook's) or fast-net (airbench-style)")
+    model: str = setting("seed-cnn", "the network: seed-cnn (the notebook's), fast-net (airbench-style), or one "
+                         "registered with @regulab.register_model (in --model-file)")
+    model_file: str = setting("", "a Python file whose @regulab.register_model functions define models to train; "
+                              "its hash is recorded, so a trained run notices when it changes")
+    model_file_sha256: str = setting("", "the model file's SHA-256 when the run was set up (filled in by regulab)")
     init_from: str = setting("", "start from the best weights of this finished run folder (the same model): "
                              "fine-tuning, or a longer schedule from a finished run; recorded in config.json")
     whiten: bool = setting(False, "set the model's first layer from a whitening of 2x2 training patches, then freeze it "
@@ -145,7 +149,7 @@ CHOICES = {
 }
 AUGMENTATIONS = ("crop", "translate", "flip", "altflip", "cutout")
 # Settings `sweep` and `compare` decide per run themselves: no grid axis, no shared option.
-SWEEP_OWN = ("preset", "seed", "out", "threads")
+SWEEP_OWN = ("preset", "seed", "out", "threads", "model_file_sha256")
 
 
 def config_fields() -> list[dataclasses.Field]:
@@ -172,6 +176,11 @@ def make_config(preset: str = "seed", **overrides) -> Config:
     if preset not in PRESETS:
         raise unknown_name("preset", preset, PRESETS, "`regulab presets` lists them")
     values = {**PRESETS[preset](), **{k: v for k, v in overrides.items() if v is not None}}
+    if values.get("model_file") and not values.get("model_file_sha256"):
+        from regulab.models import use_model_file
+
+        values["model_file"] = str(Path(values["model_file"]).expanduser().resolve())
+        values["model_file_sha256"] = use_model_file(values["model_file"])
     return Config(**values, preset=preset).validate()
 
 
@@ -194,16 +203,23 @@ def read_toml(path: str | Path) -> dict:
         raise RegulabError(f"cannot read config file {path} ({exc}); pass a readable TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise RegulabError(f"{path} is not valid TOML ({exc}); fix that line") from None
+    return checked_settings(values, f"setting in {path}:", "its keys are `regulab train` option names with _")
+
+
+def checked_settings(values: dict, what: str = "option", hint: str = "`regulab train --help` lists them") -> dict:
+    """`values` named as `Config` fields (or `preset`) and of their types (ints pass as floats),
+    else a one-line error naming the nearest name or the type wanted."""
     fields = {f.name: f for f in config_fields()}
     for key, value in values.items():
         if key not in fields:
-            raise unknown_name(f"setting in {path}:", key, fields, "its keys are `regulab train` option names with _")
+            raise unknown_name(what, key, fields, hint)
         default = fields[key].default
         kind = type(default) if default is not None else str
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         ok = ok or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+        ok = ok or (value is None and default is None)
         if not ok:
-            raise RegulabError(f"{path}: {key} must be {kind.__name__}, not {type(value).__name__} {value!r}")
+            raise RegulabError(f"{key} must be {kind.__name__}, not {type(value).__name__} {value!r}")
     return {k: float(v) if type(fields[k].default) is float else v for k, v in values.items()}
 
 

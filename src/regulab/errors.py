@@ -6,7 +6,11 @@ class RegulabError(Exception):
 
 
 class TrainingStopped(RegulabError):
-    """Training stopped on the user's request (Ctrl-C, SIGTERM); finished epochs are saved."""
+    """Training stopped on the user's request (Ctrl-C, SIGTERM); finished epochs are saved in `run_dir`."""
+
+    def __init__(self, message: str, run_dir=None):
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 def unknown_name(kind: str, name: str, known, where: str) -> RegulabError:

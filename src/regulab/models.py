@@ -6,8 +6,11 @@ Keras layers carry their own kernel_regularizer; the penalty's size comes from t
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import inspect
 from collections import OrderedDict
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -19,8 +22,53 @@ MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Make `fn` a model name (its name with - for _) for train, compare, sweep and presets.
+
+    `fn` returns an `nn.Module` taking (N, 3, 32, 32) images and returning class logits. It may
+    accept any of the lab's model options (`batch_norm`, `dropout_blocks`, `dropout_head`); an
+    option it does not accept is refused by name when a run switches it on. Its Conv2d and
+    Linear kernels take the --l2/--l1 penalties with --penalty-scope all.
+    """
     MODELS[fn.__name__.replace("_", "-")] = fn
     return fn
+
+
+def use_model_file(path: str | Path, expected_sha256: str = "") -> str:
+    """Import a user's Python file so that its `@register_model` functions become model names;
+    its SHA-256. With `expected_sha256` (a run's record), a changed or missing file is an error:
+    the run's weights belong to the network that file defined then."""
+    path = Path(path)
+    try:
+        source = path.read_bytes()
+    except FileNotFoundError:
+        gone = "the run was trained with it; restore it to use the run" if expected_sha256 else "pass an existing .py file"
+        raise RegulabError(f"model file {path} does not exist; {gone}") from None
+    except OSError as exc:
+        raise RegulabError(f"cannot read model file {path} ({exc.strerror}); pass a readable .py file") from None
+    digest = hashlib.sha256(source).hexdigest()
+    if expected_sha256 and digest != expected_sha256:
+        raise RegulabError(f"model file {path} has changed since the run was set up (sha256 {digest[:12]}, recorded "
+                           f"{expected_sha256[:12]}); restore that version, or train a new run")
+    if digest not in _LOADED_FILES:
+        spec = importlib.util.spec_from_file_location(f"regulab_user_models_{digest[:12]}", path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # the user's code: any error there is theirs to fix, named in one line
+            where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
+            raise RegulabError(f"model file {path} failed to load{where}: {type(exc).__name__}: {exc}") from None
+        _LOADED_FILES.add(digest)
+    return digest
+
+
+_LOADED_FILES: set[str] = set()
+
+
+def registered_here(name: str) -> bool:
+    """True for a model that only this process knows (registered in a notebook or script, not
+    built in and not from a --model-file): another process could not rebuild it."""
+    fn = MODELS.get(name)
+    return fn is not None and fn.__module__ != __name__ and not fn.__module__.startswith("regulab_user_models_")
 
 
 def create_model(name: str, **options) -> nn.Module:
@@ -28,7 +76,8 @@ def create_model(name: str, **options) -> nn.Module:
     not take is refused when it is switched on: training without it and saying nothing would
     measure something other than what was asked for."""
     if name not in MODELS:
-        raise unknown_name("model", name, MODELS, f"known: {', '.join(MODELS)}")
+        raise unknown_name("model", name, MODELS, f"known: {', '.join(MODELS)}; a model of your own is registered with "
+                           "@regulab.register_model, in a file passed as --model-file")
     takes = inspect.signature(MODELS[name]).parameters
     refused = [k for k, v in options.items() if k not in takes and v]
     if refused:

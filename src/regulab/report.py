@@ -38,10 +38,19 @@ def plot_curves(history: list[dict], path: Path, title: str | None = None) -> Pa
     As in the seed, `loss` includes any L2 penalty; where there is one, the data loss alone is
     drawn dashed beside it so that runs with and without a penalty can be compared.
     """
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    draw_curves(fig, history, title)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    atomic_write(path, png.getvalue())
+    return path
+
+
+def draw_curves(fig: Figure, history: list[dict], title: str | None = None) -> Figure:
+    """`plot_curves`'s two panels, drawn into `fig` (a notebook shows it as it is)."""
     epochs = [r["epoch"] for r in history]
     has_val = any(r.get("val_loss") is not None for r in history)
     has_penalty = any(r.get("penalty") for r in history)
-    fig = Figure(figsize=(10, 5), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
 
     loss_ax.plot(epochs, [r["loss"] for r in history], color=TRAIN_COLOR, label="train_loss")
@@ -63,10 +72,7 @@ def plot_curves(history: list[dict], path: Path, title: str | None = None) -> Pa
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    atomic_write(path, png.getvalue())
-    return path
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +86,7 @@ CONFIDENCE = 0.95
 
 def load_study(folder: Path) -> tuple[dict, list[dict]]:
     """A sweep folder's plan (sweep.json) and its finished runs, one dict per (group, seed)."""
-    from regulab.sweep import MANIFEST, read_manifest
+    from regulab.sweeps import MANIFEST, read_manifest
 
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -130,7 +136,7 @@ def verdict(interval: dict, higher_is_better: bool) -> str:
 def summarize(manifest: dict, runs: list[dict], baseline: str | None = None) -> list[dict]:
     """One row per planned group, in plan order, even where no run has finished: per measure its
     interval over seeds and, with a baseline, the paired difference over the seeds both have."""
-    from regulab.sweep import Group, baseline_of
+    from regulab.sweeps import Group, baseline_of
 
     baseline = baseline or manifest.get("baseline")
     groups = [Group(g["label"], g["preset"], g["point"], g["runs"]) for g in manifest["groups"]]
@@ -312,19 +318,31 @@ def write_report(folder: Path, baseline: str | None = None) -> Path:
     return folder / "report.html"
 
 
-def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, figures: dict) -> str:
-    head, body, paired_head, paired_body = tables
+def _table(heading: list[str], cells: list[list[str]], best: int | None = None) -> str:
+    th = "".join(f"<th>{html.escape(c)}</th>" for c in heading)
+    tr = "".join(f'<tr{" class=best" if i == best else ""}>' + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+                 + "</tr>" for i, row in enumerate(cells))
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>"
 
-    def table(heading: list[str], cells: list[list[str]], best: int | None = None) -> str:
-        th = "".join(f"<th>{html.escape(c)}</th>" for c in heading)
-        tr = "".join(f'<tr{" class=best" if i == best else ""}>' + "".join(f"<td>{html.escape(c)}</td>" for c in row)
-                     + "</tr>" for i, row in enumerate(cells))
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>"
 
-    # The best group by what exists: validation accuracy where there is any, else test accuracy.
+def _best(rows: list[dict]) -> tuple[str, int | None]:
+    """The measure groups are ranked by (validation accuracy where any run has it, else test
+    accuracy) and the best group's index."""
     rank = "best_val_acc" if any(r["best_val_acc"]["n"] for r in rows) else "test_acc"
     ranked = [i for i, r in enumerate(rows) if r[rank]["n"]]
-    best = max(ranked, key=lambda i: rows[i][rank]["mean"]) if ranked else None
+    return rank, max(ranked, key=lambda i: rows[i][rank]["mean"]) if ranked else None
+
+
+def html_tables(rows: list[dict]) -> str:
+    """The summary table (and the paired one, where there is a baseline) as HTML, for a notebook."""
+    head, body, paired_head, paired_body = _tables(rows)
+    return _table(head, body, _best(rows)[1]) + (_table(paired_head, paired_body) if paired_body else "")
+
+
+def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, figures: dict) -> str:
+    head, body, paired_head, paired_body = tables
+    table = _table
+    rank, best = _best(rows)
     missing = [f"{r['group']} ({r['n']}/{r['planned']})" for r in rows if r["n"] < r["planned"]]
     status = (f"<p class=warn>Not complete: {html.escape(', '.join(missing))} finished of planned. The same command "
               "continues it.</p>" if missing else "")

@@ -7,6 +7,7 @@ process killed at any moment leaves either the previous version or the new one, 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from regulab.errors import RegulabError
 CONFIG, CONFIG_TOML = "config.json", "config.toml"  # the record resume reads; the file a person repeats runs from
 HISTORY_CSV, HISTORY_JSON, METRICS = "history.csv", "history.json", "metrics.json"
 BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoint.pt", "curves.png"
+LOCK = ".lock"  # held by the process that writes the folder (RunDir.lock)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -53,16 +55,43 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | os.PathLike, overwrite: bool = False) -> "RunDir":
+        """The folder for a new run, made if need be and held by this process (`lock`)."""
         run = cls(path)
-        if run.finished() and not overwrite:
-            raise RegulabError(f"{run.path} already holds a finished run; pass --overwrite or choose another --out")
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RegulabError(f"cannot create {run.path} ({exc.strerror}); choose another --out") from None
         if not os.access(run.path, os.W_OK):
             raise RegulabError(f"{run.path} is not writable; choose another --out")
+        run.lock()
+        if run.finished() and not overwrite:
+            raise RegulabError(f"{run.path} already holds a finished run; pass --overwrite or choose another --out")
         return run
+
+    def lock(self) -> "RunDir":
+        """Hold the folder for this process until it ends (or `unlock`): a second training,
+        resume or sweep on it is refused, naming the holder. An advisory lock that the kernel
+        releases with the process, so even a kill -9 leaves no stale lock behind."""
+        handle = open(self.path / LOCK, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise RegulabError(f"{self.path} is in use by another regulab process (pid {holder}); wait for it to end, "
+                               "or choose another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+        return self
+
+    def unlock(self) -> None:
+        if getattr(self, "_lock", None) is not None:
+            self._lock.close()
+            self._lock = None
 
     def finished(self) -> bool:
         return (self.path / METRICS).is_file()
@@ -127,13 +156,3 @@ class RunDir:
         """A state_dict from the folder, checked against the model it is meant for."""
         return matching_state(self.load(name), model, self.path / name)
 
-    def load_checkpoint(self) -> dict:
-        self.require_started()
-        if self.finished():
-            raise RegulabError(f"{self.path} already holds a finished run; there is nothing to resume. To train on from "
-                               f"its weights, start a new run: regulab train --init-from {self.path} --out NEW_DIR")
-        checkpoint = self.load(CHECKPOINT)
-        keys = {"epoch", "model", "optimizer", "shuffle_rng", "torch_rng", "history", "best_score", "best_epoch"}
-        if not isinstance(checkpoint, dict) or not keys <= set(checkpoint):
-            raise RegulabError(f"{self.path / CHECKPOINT} is not a regulab checkpoint; train again without --resume")
-        return checkpoint

@@ -20,7 +20,7 @@ from regulab.errors import RegulabError
 from regulab.evaluation import reliability, tta_logits
 from regulab.report import plot_confusion, plot_mistakes, plot_reliability
 from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir, atomic_write
-from regulab.train import build_model
+from regulab.training import build_model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 EVALUATION, CONFUSION, MISTAKES, RELIABILITY = "evaluation.json", "confusion.png", "misclassified.png", "reliability.png"
@@ -135,36 +135,65 @@ def image_files(inputs: list[str | os.PathLike]) -> list[Path]:
     return files
 
 
+def square_32(image) -> np.ndarray:
+    """A PIL image as uint8 (3, 32, 32): the centred square, resized (CIFAR's images are square,
+    and squashing a wide photo would distort what the net knows)."""
+    from PIL import Image
+
+    image = image.convert("RGB")
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    image = image.crop((left, top, left + side, top + side)).resize((32, 32), Image.Resampling.LANCZOS)
+    return np.asarray(image).transpose(2, 0, 1).copy()
+
+
 def read_image(path: Path) -> np.ndarray:
-    """Any image Pillow reads, as uint8 (3, 32, 32): the centred square, resized (CIFAR's images
-    are square, and squashing a wide photo would distort what the net knows)."""
+    """Any image file Pillow reads, as `square_32` makes it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                image = image.convert("RGB")
-                side = min(image.size)
-                left, top = (image.width - side) // 2, (image.height - side) // 2
-                image = image.crop((left, top, left + side, top + side)).resize((32, 32), Image.Resampling.LANCZOS)
-                return np.asarray(image).transpose(2, 0, 1).copy()
+                return square_32(image)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         reason = "not an image format Pillow knows" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
         raise RegulabError(f"{path} is not a readable image ({reason}); pass PNG, JPEG, BMP, GIF, WebP or TIFF files") from None
 
 
-def predict(path: str | os.PathLike, inputs: list[str | os.PathLike], top: int = 3) -> list[dict]:
-    """Top-`top` classes with probabilities for each image."""
+def as_images(inputs: list) -> tuple[list[str], np.ndarray]:
+    """Names and uint8 (N, 3, 32, 32) pixels of image files, folders of them, PIL images, or
+    uint8 arrays of shape (H, W, 3) or (H, W)."""
+    from PIL import Image
+
+    names, images = [], []
+    for i, item in enumerate(inputs):
+        if isinstance(item, Image.Image):
+            names.append(f"image {i}")
+            images.append(square_32(item))
+        elif isinstance(item, np.ndarray):
+            if item.dtype != np.uint8 or item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (3, 4)):
+                raise RegulabError(f"image {i}: an array must be uint8 of shape (H, W), (H, W, 3) or (H, W, 4), "
+                                   f"not {item.dtype} {item.shape}")
+            names.append(f"image {i}")
+            images.append(square_32(Image.fromarray(item)))
+        else:
+            for file in image_files([item]):
+                names.append(str(file))
+                images.append(read_image(file))
+    return names, np.stack(images)
+
+
+def predict(path: str | os.PathLike, inputs: list, top: int = 3) -> list[dict]:
+    """Top-`top` classes with probabilities for each image (see `as_images` for what an image may be)."""
     if not 1 <= top <= len(data_lib.CLASSES):
         raise RegulabError(f"--top must be between 1 and {len(data_lib.CLASSES)}, not {top}")
     trained = TrainedRun.load(path)
-    files = image_files(inputs)
-    images = np.stack([read_image(f) for f in files])
+    names, images = as_images(inputs)
     probs = trained.probabilities(trained.normalize(images))
     values, indices = probs.topk(top, dim=1)
-    return [{"file": str(f), "top": [{"class": data_lib.CLASSES[i], "probability": round(float(p), 6)}
-                                     for p, i in zip(v, ix)]} for f, v, ix in zip(files, values, indices)]
+    return [{"file": name, "top": [{"class": data_lib.CLASSES[i], "probability": round(float(p), 6)}
+                                   for p, i in zip(v, ix)]} for name, v, ix in zip(names, values, indices)]
 
 
 def prediction_lines(predictions: list[dict]) -> str:

@@ -5,11 +5,14 @@ import pytest
 import torch
 
 from regulab import data as data_lib
-from regulab import train as train_lib
+from regulab import optim, runtime
+from regulab import training as train_lib
 from regulab.config import make_config
-from regulab.models import whitening_weights
+from regulab.errors import RegulabError
 from regulab.evaluation import evaluate, tta_views
-from regulab.train import KerasAdam, train
+from regulab.models import whitening_weights
+from regulab.optim import KerasAdam
+from regulab.training import train
 
 
 def keras_adam_steps(w, g, lr, steps, b1=0.9, b2=0.999, eps=1e-7):
@@ -53,18 +56,18 @@ def test_keras_epsilon_placement_differs_from_pytorch_adam():
 
 def test_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train_lib, "native_bf16", lambda device: False)
-    precision, note = train_lib.resolve_precision("auto", cpu)
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: False)
+    precision, note = runtime.resolve_precision("auto", cpu)
     assert precision == "fp32" and "slower" in note
-    assert train_lib.resolve_precision("fp32", cpu) == ("fp32", None)
-    assert "emulated" in train_lib.resolve_precision("bf16", cpu)[1]
+    assert runtime.resolve_precision("fp32", cpu) == ("fp32", None)
+    assert "emulated" in runtime.resolve_precision("bf16", cpu)[1]
 
 
 def test_cuda_requested_without_gpu_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(train_lib.RegulabError, match="no CUDA GPU"):
-        train_lib.resolve_device("cuda")
-    assert train_lib.resolve_device("auto").type == "cpu"
+    with pytest.raises(RegulabError, match="no CUDA GPU"):
+        runtime.resolve_device("cuda")
+    assert runtime.resolve_device("auto").type == "cpu"
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +117,7 @@ def test_decoupled_weight_decay_shrinks_kernels_by_lr_times_wd():
     cfg = make_config("seed-wd", lr=1e-3, weight_decay=0.5)
     model = train_lib.create_model("seed-cnn")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = train_lib.build_optimizer(cfg, model)
+    optimizer = optim.build_optimizer(cfg, model)
     (0 * sum(p.sum() for p in model.parameters())).backward()  # zero gradients: decay alone moves weights
     optimizer.step()
     for name, value in model.state_dict().items():
@@ -126,7 +129,7 @@ def test_fast_preset_optimizer_groups_follow_airbench():
     cfg = make_config("fast")
     model = train_lib.create_model("fast-net")
     model.whiten_(torch.randn(64, 3, 32, 32))
-    optimizer = train_lib.build_optimizer(cfg, model)
+    optimizer = optim.build_optimizer(cfg, model)
     kernels, norms, others = optimizer.param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     convs = {f"group{i}.{j}.weight" for i in (1, 2, 3) for j in (0, 4)}
@@ -141,7 +144,7 @@ def test_fast_preset_optimizer_groups_follow_airbench():
 
 
 def test_learning_rate_schedules():
-    factor = lambda schedule, t, **kw: train_lib.lr_factor(make_config("seed", schedule=schedule, epochs=10, **kw), t)  # noqa: E731
+    factor = lambda schedule, t, **kw: optim.lr_factor(make_config("seed", schedule=schedule, epochs=10, **kw), t)  # noqa: E731
     assert factor("constant", 7.3) == 1
     assert factor("constant", 0.5, warmup_epochs=2) == 0.25
     assert factor("step", 9.9, step_epochs=5, step_gamma=0.1) == pytest.approx(0.1)
@@ -239,7 +242,7 @@ def test_fast_preset_short_run_on_mini(tmp_path):
 
 
 def test_fast_preset_says_when_it_runs_in_slower_fp32(monkeypatch, tmp_path):
-    monkeypatch.setattr(train_lib, "native_bf16", lambda device: False)
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: False)
     lines = []
     train(make_config("fast", data="cifar10-mini", epochs=1, out=str(tmp_path / "r")), log=lines.append, progress=False)
     assert any(line.startswith("note: no native bf16") and "fp32" in line and "slower" in line for line in lines)
@@ -247,14 +250,14 @@ def test_fast_preset_says_when_it_runs_in_slower_fp32(monkeypatch, tmp_path):
 
 
 def test_whiten_needs_a_model_with_a_whitening_layer(tmp_path):
-    with pytest.raises(train_lib.RegulabError, match="whitening layer"):
+    with pytest.raises(RegulabError, match="whitening layer"):
         train(make_config("seed", whiten=True, out=str(tmp_path / "r")), log=lambda *_: None)
     assert not (tmp_path / "r").exists()
 
 
 def test_lookahead_pulls_a_slow_copy_and_restarts_from_it():
     model = torch.nn.Linear(3, 2)
-    lookahead = train_lib.Lookahead(every=5)
+    lookahead = optim.Lookahead(every=5)
     with torch.no_grad():
         model.weight.add_(1.0)
     lookahead.finish(model)  # no pull yet: the trained weights stay, not the initial ones
@@ -271,3 +274,12 @@ def test_lookahead_pulls_a_slow_copy_and_restarts_from_it():
         model.weight.add_(1.0)
     lookahead.finish(model)  # the run ends on the slow weights
     assert torch.allclose(model.weight, expected)
+
+
+def test_an_early_stop_with_lookahead_ends_on_the_slow_weights(mini_splits, tmp_path):
+    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=1, monitor="val_loss", lookahead=3, out=str(tmp_path / "r"))
+    metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+    assert metrics["epochs_run"] < 20
+    slow = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["lookahead"]
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert all(torch.equal(last[k], slow[k]) for k in slow)

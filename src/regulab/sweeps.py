@@ -15,6 +15,7 @@ trainings contending for the same cores are many times slower than the two one a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -29,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regulab.config import PRESETS, SWEEP_OWN, Config, config_fields, make_config
-from regulab.errors import RegulabError, unknown_name
+from regulab.errors import RegulabError, TrainingStopped, unknown_name
+from regulab.models import MODELS, registered_here
 from regulab.rundir import CHECKPOINT, METRICS, RunDir, atomic_write
 
 MANIFEST = "sweep.json"
@@ -160,9 +162,10 @@ def read_manifest(folder: Path) -> dict | None:
 
 def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None, seeds: int = 1,
           overrides: dict | None = None, jobs: int = 0, threads: int = 0, runs_dir: Path | None = None,
-          baseline: str | None = None, ray: str | None = None, log=print) -> list[Group]:
+          baseline: str | None = None, ray: str | None = None, overwrite: bool = False, log=print) -> list[Group]:
     """Train every preset at every grid point with seeds 0..seeds-1 (skipping finished runs,
-    resuming interrupted ones) and write the plan; the groups, for the report.
+    resuming interrupted ones) and write the plan; the groups, for the report. A folder that
+    holds a plan of other settings is refused unless `overwrite` replaces it.
 
     `ray` ('local', or a cluster address such as 'auto' or 'ray://head:10001') spreads the runs
     over a Ray cluster instead of local processes; its nodes must share the runs' file system.
@@ -175,14 +178,24 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
         baseline_of(groups, baseline)
     runs_dir = Path(runs_dir) if runs_dir else folder / "runs"
     identity = {"presets": presets, "grid": grid, "settings": overrides}
-    if old is not None and {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
+    if old is not None and not overwrite and {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
         changed = [k for k in identity if old.get(k) != json.loads(json.dumps(identity[k]))]
         raise RegulabError(f"{folder} holds a sweep with other {' and '.join(changed)} ({_describe(old)}); "
-                           "choose another --out (finished runs are found again through --runs-dir) or delete it")
+                           "choose another --out, or pass --overwrite to replace its plan (finished runs stay in the pool)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RegulabError(f"cannot create {folder} ({exc.strerror}); choose another --out") from None
+    held = RunDir(folder).lock()  # one sweep at a time in a folder; each run's own folder is held by its training
+    try:
+        return _run_plan(folder, groups, identity, seeds, baseline, runs_dir, overrides, jobs, threads, ray, log)
+    finally:
+        held.unlock()
+
+
+def _run_plan(folder: Path, groups: list[Group], identity: dict, seeds: int, baseline: str | None, runs_dir: Path,
+              overrides: dict, jobs: int, threads: int, ray: str | None, log) -> list[Group]:
+    """Write the plan, then train what is not finished yet, in the folder `sweep` holds."""
     manifest = {**identity, "seeds": seeds, "baseline": baseline, "runs_dir": os.path.relpath(runs_dir, folder),
                 "groups": [{"label": g.label, "preset": g.preset, "point": g.point, "runs": g.runs} for g in groups]}
     atomic_write(folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
@@ -191,6 +204,9 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
     wanted = {key: (g, s) for g in groups for s, key in g.runs.items()}
     todo = [(key, g, s) for key, (g, s) in wanted.items() if not RunDir(runs_dir / key).finished()]
     cores, node_cores, where = (os.cpu_count() or 1), (os.cpu_count() or 1), "local processes"
+    here = sorted({g.config(overrides, 0).model for g in groups} & {name for name in MODELS if registered_here(name)})
+    if here:  # a model defined in this process (a notebook, say) cannot be rebuilt in a child
+        jobs, ray, where = 1, None, f"this process ({', '.join(here)} is registered here, not in a --model-file)"
     if ray and todo:
         cores, node_cores, where = _join_ray(ray)
     jobs = max(1, min(jobs or len(todo), cores))  # never more trainings than cores
@@ -235,13 +251,20 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
 
         def train_one(key, group, seed, resumed):
             started = time.perf_counter()
-            returncode = run_training(arguments(key, group, seed, resumed), str(runs_dir / key))
+            returncode = run_training(arguments(key, group, seed, resumed), str(runs_dir / key), in_process=bool(here))
+            if returncode == 130:  # stopped by the user: the sweep stops too, its finished runs kept
+                raise TrainingStopped(f"stopped in {group.label} [random seed {seed}]; run the same sweep again to "
+                                      "continue it", run_dir=runs_dir / key)
             with lock:
                 report(key, group, seed, returncode, time.perf_counter() - started, resumed)
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for future in [pool.submit(train_one, *c) for c in commands]:
-                future.result()
+        if here:  # in the main thread, where a Ctrl-C (or a notebook's interrupt) reaches the training
+            for command in commands:
+                train_one(*command)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for future in [pool.submit(train_one, *c) for c in commands]:
+                    future.result()
     if failures:
         raise RegulabError(f"{len(failures)} of {len(wanted)} runs failed ({failures[0]}); see their train.log, "
                            "fix the cause and run the same command again to continue")
@@ -267,11 +290,17 @@ def as_arguments(values: dict) -> list[str]:
     return out
 
 
-def run_training(arguments: list[str], out: str) -> int:
+def run_training(arguments: list[str], out: str, in_process: bool = False) -> int:
     """One `regulab train` child, its output appended to OUT/train.log; its exit status. Runs
-    here, or in a Ray worker on whichever node Ray chose (hence plain arguments, and a path)."""
+    here, or in a Ray worker on whichever node Ray chose (hence plain arguments, and a path);
+    `in_process` runs the same command in this process instead."""
     Path(out).mkdir(parents=True, exist_ok=True)
     with open(Path(out) / "train.log", "a") as logfile:
+        if in_process:
+            from regulab.cli import main
+
+            with contextlib.redirect_stdout(logfile), contextlib.redirect_stderr(logfile):
+                return main(["train", *arguments])
         return subprocess.run([sys.executable, "-m", "regulab", "train", *arguments],
                               stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
 

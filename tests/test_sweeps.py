@@ -13,7 +13,7 @@ from regulab import data as data_lib
 from regulab.cli import main
 from regulab.errors import RegulabError
 from regulab.report import load_study, summarize, t_interval, verdict, write_report
-from regulab.sweep import parse_grid, plan
+from regulab.sweeps import parse_grid, plan
 
 QUICK = ["--data", "cifar10-mini", "--epochs", "2", "--batch-size", "256"]
 

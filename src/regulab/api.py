@@ -1,0 +1,201 @@
+"""regulab from Python: the same engine as the command line, shaped for a notebook.
+
+    import regulab
+    run = regulab.train("seed", epochs=5, data="cifar10-mini")   # any train option as a keyword
+    run.history["val_acc"]                                       # a dict of lists, as Keras's History
+    run.plot(); run.evaluate(); run.predict(["cat.jpg"])
+    study = regulab.compare(["seed-noreg", "seed-dropout"], seeds=3, data="cifar10-mini")
+    study                                                        # its table, rendered in a notebook
+
+Keywords are the command line's options with underscores (`batch_size=64`); a wrong one is the
+same one-line error, with the nearest name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import sys
+from pathlib import Path
+
+from regulab.config import PRESETS, SWEEP_OWN, checked_settings, config_fields, make_config, preset_description
+from regulab.errors import RegulabError, TrainingStopped, unknown_name
+from regulab.models import register_model
+from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, RunDir
+
+__all__ = ["Run", "Study", "compare", "load", "presets", "register_model", "sweep", "train"]
+
+
+def _in_notebook() -> bool:
+    return "ipykernel" in sys.modules
+
+
+class Picture:
+    """A matplotlib figure that a notebook shows inline (and `.figure` for anything else)."""
+
+    def __init__(self, figure):
+        self.figure = figure
+
+    def _repr_png_(self) -> bytes:
+        png = io.BytesIO()
+        self.figure.savefig(png, format="png", dpi=90)
+        return png.getvalue()
+
+
+class Run:
+    """A run folder, read back: `config`, `history` (a dict of lists, one entry per epoch, as
+    Keras's `history.history`), `metrics` (empty until the run has finished) and `path`."""
+
+    def __init__(self, path: str | os.PathLike):
+        folder = RunDir(path)
+        folder.require_started()
+        self.path = folder.path
+        self.config = folder.read_json(CONFIG)
+        rows = folder.read_json(HISTORY_JSON) if (folder.path / HISTORY_JSON).is_file() else []
+        self.history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
+        self.metrics = folder.read_json(METRICS) if folder.finished() else {}
+
+    def plot(self) -> Picture:
+        """The seed's two-panel figure: loss and accuracy, train and validation, per epoch."""
+        from matplotlib.figure import Figure
+
+        from regulab.report import draw_curves, run_title
+
+        rows = [dict(zip(self.history, values)) for values in zip(*self.history.values())]
+        figure = Figure(figsize=(10, 5), layout="constrained")
+        draw_curves(figure, rows, run_title(self.config))
+        return Picture(figure)
+
+    def evaluate(self, tta: int | None = None, data: str | None = None) -> dict:
+        """The test set: accuracy, loss, ECE, per-class scores, confusion (and the figures in the folder)."""
+        from regulab.trained import evaluate_run
+
+        return evaluate_run(self.path, data, tta)
+
+    def predict(self, images, top: int = 3) -> list[dict]:
+        """Top classes of image files, folders, PIL images or uint8 arrays (one, or a list)."""
+        from regulab.trained import predict
+
+        return predict(self.path, images if isinstance(images, list) else [images], top)
+
+    def __repr__(self) -> str:
+        done = f"test_acc {self.metrics['test_acc']:.4f}" if self.metrics else "not finished"
+        return f"<regulab.Run {self.path}: {self.config.get('preset')}, {len(self.history.get('epoch', []))} epochs, {done}>"
+
+
+class Study:
+    """A comparison or sweep folder: `rows` (one per group, with n, means and 95% intervals),
+    `path`, and `report` (its report.html). Shown in a notebook as its summary table."""
+
+    def __init__(self, path: str | os.PathLike):
+        from regulab.report import load_study, summarize
+
+        self.path = Path(path)
+        manifest, self._runs = load_study(self.path)
+        self.rows = summarize(manifest, self._runs)
+        self.report = self.path / "report.html"
+
+    def runs(self, group: str) -> list[Run]:
+        """The finished runs of one group (its label, as in the table), in seed order."""
+        found = [Run(r["path"]) for r in self._runs if r["group"] == group]
+        if not found and group not in {row["group"] for row in self.rows}:
+            raise unknown_name("group", group, [row["group"] for row in self.rows], "the table's first column names them")
+        return found
+
+    def _repr_html_(self) -> str:
+        from regulab.report import html_tables
+
+        return html_tables(self.rows)
+
+    def __repr__(self) -> str:
+        return (self.path / "summary.md").read_text() if (self.path / "summary.md").is_file() else f"<regulab.Study {self.path}>"
+
+
+def _options(options: dict, allowed=None) -> dict:
+    """Keyword options checked by name and type, as the command line checks its options."""
+    named = {k: v for k, v in options.items() if v is not None}
+    for key in named:
+        if allowed is not None and key in {f.name for f in config_fields()} and key not in allowed:
+            raise RegulabError(f"{key} is set per run by compare and sweep; drop it")
+    return checked_settings(named, "option", "help(regulab.train) lists them")
+
+
+def train(preset: str = "seed", *, resume: str | os.PathLike | None = None, overwrite: bool = False,
+          progress: bool | None = None, **options) -> Run:
+    """Train `preset` with any train option as a keyword (`epochs=5`, `data="cifar10-mini"`,
+    `out="runs/mine"`), write the run folder, and return it as a `Run`. `resume=RUN_DIR`
+    continues an interrupted run. Interrupting (the notebook's stop button, Ctrl-C) stops at the
+    next step with the finished epochs kept, and returns the run so far.
+
+    Options:
+    {options}
+    """
+    from regulab.cli import resumed_config
+    from regulab.training import default_out
+    from regulab.training import train as train_run
+
+    if resume is not None:
+        cfg = resumed_config(Path(resume), _options(options))
+    else:
+        cfg = make_config(preset, **_options(options))
+        cfg = dataclasses.replace(cfg, out=cfg.out or str(default_out(cfg)))
+    try:
+        train_run(cfg, overwrite=overwrite, resume=resume is not None,
+                  progress=_in_notebook() if progress is None else progress)
+    except TrainingStopped as stop:
+        print(f"regulab: {str(stop).split('; resume with')[0]}; continue with regulab.train(resume={str(stop.run_dir)!r})",
+              file=sys.stderr)
+        return Run(stop.run_dir)
+    return Run(cfg.out)
+
+
+def load(path: str | os.PathLike) -> Run:
+    """A run folder that `train` wrote (finished or not), read back as a `Run`."""
+    return Run(path)
+
+
+def compare(presets: list[str], *, seeds: int = 1, out: str | os.PathLike = "runs/compare", baseline: str | None = None,
+            runs_dir: str | os.PathLike | None = None, jobs: int = 0, threads: int = 0, ray: str | None = None,
+            overwrite: bool = False, **options) -> Study:
+    """Train every preset with seeds 0..seeds-1 on the same split (finished runs skipped), write
+    the report, and return the `Study`; the keywords as `regulab compare`'s options (`overwrite`
+    replaces the plan of a folder that holds one of other settings)."""
+    return sweep(presets, {}, seeds=seeds, out=out, baseline=baseline, runs_dir=runs_dir, jobs=jobs, threads=threads,
+                 ray=ray, overwrite=overwrite, **options)
+
+
+def sweep(presets: str | list[str], grid: dict[str, list], *, seeds: int = 1, out: str | os.PathLike = "runs/sweep",
+          baseline: str | None = None, runs_dir: str | os.PathLike | None = None, jobs: int = 0, threads: int = 0,
+          ray: str | None = None, overwrite: bool = False, **options) -> Study:
+    """Train presets x every combination of `grid` (`{"l2": [0, 1e-4, 1e-3]}`) x seeds, write the
+    report, and return the `Study`; the keywords as `regulab sweep`'s options."""
+    from regulab.report import write_report
+    from regulab.sweeps import parse_grid
+    from regulab.sweeps import sweep as run_sweep
+
+    presets = [presets] if isinstance(presets, str) else list(presets)
+    grid = parse_grid([f"{k}={','.join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)}"
+                       for k, values in grid.items()])
+    fixed = _options(options, allowed={f.name for f in config_fields()} - set(SWEEP_OWN))
+    run_sweep(presets, Path(out), grid, seeds, fixed, jobs=jobs, threads=threads,
+              runs_dir=Path(runs_dir) if runs_dir else None, baseline=baseline, ray=ray, overwrite=overwrite)
+    write_report(Path(out), baseline)
+    return Study(out)
+
+
+def presets() -> dict[str, str]:
+    """The preset names and what each one is."""
+    return {name: preset_description(name) for name in PRESETS}
+
+
+def _option_docs() -> str:
+    lines = []
+    for field in config_fields():
+        if field.name in ("preset", "model_file_sha256"):
+            continue
+        lines.append(f"    {field.name} (default {field.default!r}): {field.metadata['help']}")
+    return "\n".join(lines)
+
+
+train.__doc__ = train.__doc__.replace("    {options}", _option_docs())

@@ -1,0 +1,153 @@
+"""Where and how to compute: the device, the precision, the share of the cores, and stopping
+cleanly on a signal."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from regulab.errors import RegulabError
+from regulab.rundir import atomic_write
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RegulabError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True where bf16 matrix work runs in hardware: AVX-512 BF16 or AMX on a CPU, Ampere+ on CUDA."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
+
+
+def resolve_precision(name: str, device: torch.device) -> tuple[str, str | None]:
+    """The precision to train in, and a note for the user when the choice costs speed."""
+    native = native_bf16(device)
+    if name == "auto":
+        name = "bf16" if native else "fp32"
+        slower = f"no native bf16 on this {device.type}: training in fp32, about 2x slower than on a bf16 CPU"
+        return name, None if native else slower
+    if name == "bf16" and not native:
+        return name, f"bf16 was asked for but this {device.type} has no native bf16: it will be emulated and slow"
+    return name, None
+
+
+class StopOnSignal:
+    """Turn the first Ctrl-C or SIGTERM into a request to stop at the next step; a second one
+    falls through to Python's default and ends the process at once."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __enter__(self):
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self._previous = {s: signal.signal(s, self._request) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _request(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharing the cores between trainings
+
+class CoreShare:
+    """This process's entry in a registry of the regulab trainings running on this machine, and
+    its share of the cores.
+
+    Two trainings whose threads together outnumber the cores run many times slower than the two
+    one after the other (OpenMP threads spin at barriers waiting for descheduled partners), so
+    each training registers itself (a file named by its process id, under a lock, in the cache
+    folder) and takes an equal share of the cores left by trainings with a fixed `--threads`.
+    `adjust()` looks again every few seconds and resizes PyTorch's thread pool when trainings
+    come or go. Entries of processes that have died are ignored and removed.
+    """
+
+    LOOK_EVERY = 5.0  # seconds between looks at the registry: cheap, and soon enough
+
+    def __init__(self, fixed_threads: int = 0, cores: int | None = None, folder: Path | None = None):
+        from regulab.data import cache_dir
+
+        self.fixed, self.cores = fixed_threads, cores or os.cpu_count() or 1
+        self.folder = Path(folder) if folder else cache_dir() / "running"
+        self.me = self.folder / f"{os.getpid()}.json"
+        self.threads, self._looked = 0, 0.0
+
+    def __enter__(self) -> "CoreShare":
+        with self._locked():
+            atomic_write(self.me, json.dumps({"threads": self.fixed}).encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.me.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def others(self) -> list[int]:
+        """The fixed thread counts of the other live trainings (0 for those that share)."""
+        found = []
+        with self._locked():
+            for entry in self.folder.glob("*.json"):
+                if entry == self.me:
+                    continue
+                try:
+                    pid, threads = int(entry.stem), json.loads(entry.read_text())["threads"]
+                    os.kill(pid, 0)  # raises if no such process: a training that died without cleaning up
+                except ProcessLookupError:
+                    entry.unlink(missing_ok=True)
+                    continue
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue  # being written, or not ours to judge
+                found.append(int(threads))
+        return found
+
+    def share(self) -> tuple[int, str]:
+        """The threads this training should use now, and why."""
+        if self.fixed:
+            return self.fixed, f"{self.fixed} (--threads)"
+        others = self.others()
+        if not others:
+            return self.cores, f"{self.cores} (all {self.cores} cores; no other regulab training is running)"
+        free = max(self.cores - sum(others), 1)
+        sharing = 1 + sum(1 for t in others if t == 0)
+        threads = max(free // sharing, 1)
+        return threads, (f"{threads} of {self.cores} cores ({len(others)} other regulab training"
+                         f"{'s' * (len(others) > 1)} running; --threads overrides)")
+
+    def adjust(self, log=print) -> None:
+        """Resize PyTorch's thread pool to this training's share, looking at most every LOOK_EVERY s."""
+        now = time.monotonic()
+        if now - self._looked < self.LOOK_EVERY:
+            return
+        self._looked = now
+        threads, why = self.share()
+        if threads != self.threads:
+            torch.set_num_threads(threads)
+            log(f"threads: {why}" if not self.threads else f"threads: now {why}")
+            self.threads = threads

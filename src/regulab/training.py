@@ -1,0 +1,445 @@
+"""Training with Keras's semantics, as fast as the machine allows.
+
+What is Keras about it: Adam's update rule (`optim.KerasAdam`), the L2 penalty added to the
+loss and included in the reported `loss`, a fresh shuffle each epoch with the last partial
+batch kept, and epoch metrics averaged over every sample seen while the weights moved (as
+Keras's progress bar does). What is fast about it: the data set lives in memory as one tensor,
+batches are gathered by index, bf16 autocast and channels_last where the chip supports bf16, a
+fused optimizer, and no per-step host synchronisation beyond the NaN guard.
+
+Read top to bottom: `TrainState` (everything a checkpoint holds), `train_one_epoch`, `validate`,
+then `train`, which sets a run up, alternates the two, and scores the test set at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from regulab import data as data_lib
+from regulab.augment import BatchAugment
+from regulab.config import Config, to_toml
+from regulab.errors import RegulabError, TrainingStopped
+from regulab.evaluation import Scores, autocast, evaluate
+from regulab.models import create_model, kernel_penalty, use_model_file
+from regulab.optim import Lookahead, build_optimizer, lr_factor
+from regulab.parallel import Workers, join_workers
+from regulab.report import epoch_line, plot_curves, run_title
+from regulab.rundir import (
+    BEST_WEIGHTS,
+    CHECKPOINT,
+    CONFIG,
+    CONFIG_TOML,
+    CURVES,
+    LAST_WEIGHTS,
+    METRICS,
+    RunDir,
+    atomic_write,
+    matching_state,
+)
+from regulab.runtime import CoreShare, StopOnSignal, resolve_device, resolve_precision
+from regulab.tracking import Trackers
+from regulab.tracking import check_available as check_tracking
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """The network `cfg` describes, freshly initialized (from the run's own model file, checked
+    unchanged, where it has one)."""
+    if cfg.model_file:
+        use_model_file(cfg.model_file, cfg.model_file_sha256)
+    return create_model(cfg.model, batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks,
+                        dropout_head=cfg.dropout_head)
+
+
+def default_out(cfg: Config) -> Path:
+    return Path("runs") / f"{cfg.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The state of a run: what a checkpoint holds, written and read in this one place
+
+@dataclass
+class TrainState:
+    model: nn.Module                  # the plain network (DDP wraps it for the steps, never for saving)
+    optimizer: torch.optim.Optimizer
+    ema: AveragedModel | None         # with --ema, the averaged weights are the ones evaluated and saved
+    lookahead: Lookahead | None
+    augment: BatchAugment             # owns its random generators
+    shuffle: torch.Generator          # the epochs' data order
+    history: list[dict]
+    best_score: float = -math.inf
+    best_epoch: int = 0
+
+    KEYS = ("epoch", "model", "optimizer", "ema", "augment", "lookahead", "shuffle_rng", "torch_rng", "cuda_rng",
+            "history", "best_score", "best_epoch")
+
+    @classmethod
+    def start(cls, cfg: Config, model: nn.Module, x_train: torch.Tensor) -> "TrainState":
+        """A fresh state for `model`, moved to the training data's device."""
+        model.to(x_train.device, memory_format=torch.channels_last)
+        if cfg.whiten:  # from training images only; deterministic, so a resumed run rebuilds the same layer
+            model.whiten_(x_train[:5000])
+        return cls(
+            model, build_optimizer(cfg, model),
+            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None,
+            Lookahead(cfg.lookahead) if cfg.lookahead else None,
+            BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, seed=cfg.seed),
+            torch.Generator().manual_seed(cfg.seed), [])
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights that are validated, selected, saved and tested."""
+        return self.ema.module if self.ema else self.model
+
+    def save(self, run: RunDir) -> None:
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        run.save(CHECKPOINT, {
+            "epoch": len(self.history), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None, "augment": self.augment.state_dict(),
+            "lookahead": self.lookahead.state_dict() if self.lookahead else None,
+            "shuffle_rng": self.shuffle.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng,
+            "history": self.history, "best_score": self.best_score, "best_epoch": self.best_epoch})
+
+    @staticmethod
+    def read(run: RunDir) -> dict:
+        """The checkpoint of an interrupted run, checked to be one."""
+        run.require_started()
+        if run.finished():
+            raise RegulabError(f"{run.path} already holds a finished run; there is nothing to resume. To train on from "
+                               f"its weights, start a new run: regulab train --init-from {run.path} --out NEW_DIR")
+        checkpoint = run.load(CHECKPOINT)
+        # cuda_rng came with regulab 0.1's later checkpoints; older ones are read without it.
+        if not isinstance(checkpoint, dict) or not set(TrainState.KEYS) - {"cuda_rng"} <= set(checkpoint):
+            raise RegulabError(f"{run.path / CHECKPOINT} is not a regulab checkpoint; train again without --resume")
+        return checkpoint
+
+    def restore(self, checkpoint: dict, source: Path) -> None:
+        self.model.load_state_dict(matching_state(checkpoint["model"], self.model, source))
+        base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        for group, base_lr in zip(self.optimizer.param_groups, base_lrs):  # the config's rates, not the last scheduled ones
+            group["initial_lr"] = base_lr
+        if self.ema:
+            self.ema.load_state_dict(checkpoint["ema"])
+        if self.lookahead:
+            self.lookahead.load_state_dict(checkpoint["lookahead"])
+        self.augment.load_state_dict(checkpoint["augment"])
+        self.shuffle.set_state(checkpoint["shuffle_rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if checkpoint.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+        self.history, self.best_score, self.best_epoch = checkpoint["history"], checkpoint["best_score"], checkpoint["best_epoch"]
+
+
+# ---------------------------------------------------------------------------------------------
+# One epoch of training, and validation
+
+@dataclass
+class EpochSums:
+    """Sums over an epoch's samples, kept on the device so that no step waits for the host."""
+
+    data_loss: torch.Tensor
+    penalty: torch.Tensor
+    correct: torch.Tensor
+    seen: int = 0  # this worker's samples, counted on the host from batch sizes it already knows
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    seconds: float = 0.0
+
+
+def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, x_train: torch.Tensor,
+                    y_train: torch.Tensor, precision: str, workers: Workers, stop: StopOnSignal, cores: CoreShare,
+                    where: Path, show_bar: bool = False, log=print) -> EpochSums:
+    model, optimizer, device = state.model, state.optimizer, x_train.device
+    model.train()
+    n_train = len(y_train)
+    sums = EpochSums(*(torch.zeros((), dtype=dtype, device=device) for dtype in (torch.float64, torch.float64, torch.int64)))
+    batches = torch.randperm(n_train, generator=state.shuffle).to(device).split(cfg.batch_size)
+    bar = _progress_bar(len(batches), epoch, cfg.epochs) if show_bar else None
+    base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+    for step, idx in enumerate(batches, 1):
+        factor = lr_factor(cfg, epoch - 1 + step / len(batches))
+        for group, base_lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base_lr * factor
+        xb, yb = x_train[idx], y_train[idx]
+        xb, target = state.augment(xb, yb, idx, epoch) if state.augment else (xb, yb)
+        mine = workers.share(len(idx))  # every worker drew the whole batch's augmentation alike
+        xb, yb, target = xb[mine], yb[mine], target[mine]
+        with autocast(device, precision):
+            logits = net(xb.contiguous(memory_format=torch.channels_last)).float()
+        data_loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing, reduction="sum")
+        penalty = kernel_penalty(model, cfg.l2, cfg.l1, cfg.penalty_scope)
+        # The mean over the whole batch (DDP divides the summed gradients by the workers), plus
+        # the penalty: what Keras minimizes and reports.
+        loss = data_loss * (workers.size / len(idx)) + penalty
+        finite = torch.isfinite(loss).float()
+        workers.sum_(finite)
+        if finite.item() < workers.size:  # the one sync point: checked before the step, so the weights stay finite
+            kept = f"finished epochs kept in {where}: {epoch - 1}" if epoch > 1 else "no epoch had finished"
+            value = loss.item() if not math.isfinite(loss.item()) else "nan on another worker"
+            raise RegulabError(f"the loss became {value} at epoch {epoch}, step {step}; "
+                               f"lower --lr (now {cfg.lr}) and train again; {kept}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if state.ema:
+            state.ema.update_parameters(model)
+        steps_done = (epoch - 1) * len(batches) + step
+        if state.lookahead and steps_done % cfg.lookahead == 0:
+            state.lookahead.update(model, steps_done / (cfg.epochs * len(batches)))
+
+        sums.data_loss += data_loss.detach()
+        sums.penalty += penalty.detach() * len(idx)
+        sums.correct += (logits.detach().argmax(1) == yb).sum()
+        sums.seen += len(yb)
+        if stop.signal:
+            raise TrainingStopped(f"stopped by {stop.signal} in epoch {epoch}; finished epochs saved: {epoch - 1}; "
+                                  f"resume with: regulab train --resume {where}", run_dir=where)
+        cores.adjust(log)
+        if bar is not None:
+            bar.update()
+            if step % 50 == 0 or step == len(batches):  # this worker's own samples; the penalty is everyone's
+                seen_by_all = min(step * cfg.batch_size, n_train)
+                bar.set_postfix_str(f"loss {sums.data_loss.item() / sums.seen + sums.penalty.item() / seen_by_all:.4f} "
+                                    f"acc {sums.correct.item() / sums.seen:.4f}", refresh=False)
+    if bar is not None:
+        bar.close()
+    if state.lookahead and epoch == cfg.epochs:
+        state.lookahead.finish(model)
+    sums.seconds = time.perf_counter() - sums.started
+    return sums
+
+
+def end_epoch(state: TrainState, cfg: Config, run: RunDir, workers: Workers, splits: data_lib.Splits, precision: str,
+              sums: EpochSums, epoch: int, trackers: Trackers | None, log=print) -> dict:
+    """The epoch's row (training sums over every worker, then validation), the best epoch so far,
+    and the checkpoint: the main worker writes them all, the others learn the row from it."""
+    n_train = len(splits.train[1])
+    workers.sum_(sums.data_loss, sums.correct)
+    data_loss_mean, penalty_mean = sums.data_loss.item() / n_train, sums.penalty.item() / n_train
+    row = {"epoch": epoch, "loss": data_loss_mean + penalty_mean, "acc": sums.correct.item() / n_train}
+    if workers.main:  # the others wait for its row and its choice of the best epoch
+        row.update(validate(state, cfg, splits, precision))
+        row.update(data_loss=data_loss_mean, penalty=penalty_mean, lr=state.optimizer.param_groups[0]["lr"],
+                   steps=math.ceil(n_train / cfg.batch_size), seconds=time.perf_counter() - sums.started,
+                   train_seconds=sums.seconds, images_per_s=n_train / sums.seconds)
+        # The best epoch by the monitored metric (the last epoch when nothing is held out).
+        score = epoch if row["val_acc"] is None else row["val_acc"] if cfg.monitor == "val_acc" else -row["val_loss"]
+        if score > state.best_score:
+            state.best_score, state.best_epoch = score, epoch
+            run.save(BEST_WEIGHTS, state.evaluated.state_dict())
+        run.save(LAST_WEIGHTS, state.evaluated.state_dict())
+    row, state.best_score, state.best_epoch = workers.from_main((row, state.best_score, state.best_epoch))
+    state.history.append(row)
+    if workers.main:
+        state.save(run)  # the commit point: history files are derived from it
+        run.write_history(state.history)
+        trackers.epoch(row)
+        log(epoch_line(row, cfg.epochs))
+    return row
+
+
+def validate(state: TrainState, cfg: Config, splits: data_lib.Splits, precision: str) -> dict:
+    """The validation columns of an epoch's row. Keras's val_loss adds the penalty at the epoch's
+    end weights; val_data_loss is the cross-entropy alone, which compares across penalties."""
+    end_penalty = kernel_penalty(state.model, cfg.l2, cfg.l1, cfg.penalty_scope).item()
+    if splits.val is None:
+        return {"val_loss": None, "val_acc": None, "val_ece": None, "val_data_loss": None}
+    scores = evaluate(state.evaluated, *splits.val, cfg.eval_batch_size, precision)
+    return {"val_loss": scores.loss + end_penalty, "val_acc": scores.acc, "val_ece": scores.ece, "val_data_loss": scores.loss}
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = False, resume: bool = False,
+          log=print, progress: bool | None = None) -> dict:
+    """Train as `cfg` says, write the run folder, and return the final metrics.
+
+    `resume` continues the run in `cfg.out` from its last checkpoint; `splits` may be given to
+    reuse data already in memory; `progress` None shows the in-epoch bar only on a terminal.
+    """
+    started_run = time.perf_counter()
+    cfg.validate()
+    check_tracking(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)  # before anything is written: the name or an option may be wrong
+    if cfg.whiten and not hasattr(model, "whiten_"):
+        raise RegulabError(f"--whiten needs a model with a whitening layer, such as fast-net; {cfg.model} has none")
+    if (cfg.l2 or cfg.l1) and cfg.penalty_scope == "seed" and not hasattr(model, "seed_regularized"):
+        raise RegulabError(f"the {cfg.model} model does not mark the kernels the seed regularizes, so --l2/--l1 with "
+                           "--penalty-scope seed would cover nothing; pass --penalty-scope all, or --l2 0")
+    device = resolve_device(cfg.device)
+    workers = join_workers(device)
+    if workers.size > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", workers.local_rank)
+        if not workers.main:
+            log, progress = (lambda *_: None), False
+    # Everything that can fail on the user's input fails before the run folder exists, so a run
+    # that cannot start leaves nothing behind.
+    if splits is None:
+        splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
+    init_weights = RunDir(cfg.init_from).load_weights(BEST_WEIGHTS, model) if cfg.init_from and not resume else None
+    checkpoint = TrainState.read(RunDir(cfg.out)) if resume else None
+    # The main worker makes (or reopens) the folder and holds it; the others learn where.
+    path = None
+    if workers.main:
+        run = RunDir(cfg.out).lock() if resume else RunDir.create(cfg.out or default_out(cfg), overwrite=overwrite)
+        path = run.path
+    path = workers.from_main(path)
+    run = run if workers.main else RunDir(path)
+    try:
+        return _train_in(run, cfg, model, splits, device, workers, checkpoint, init_weights, resume, log, progress,
+                         started_run)
+    finally:
+        run.unlock()  # now, not when the interpreter gets round to it: a notebook may resume this run next
+
+
+def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Splits, device: torch.device,
+              workers: Workers, checkpoint: dict | None, init_weights: dict | None, resume: bool, log,
+              progress: bool | None, started_run: float) -> dict:
+    """The run itself, in the folder `train` holds: set up, the epochs, the test."""
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    # Denormal floats (tiny Adam second moments, decaying activations) are ~100x slower on x86
+    # and sap throughput as training goes on; TensorFlow flushes them to zero by default too.
+    torch.set_flush_denormal(True)
+    precision, note = resolve_precision(cfg.precision, device)
+    if note:
+        log(f"note: {note}")
+
+    x_train, y_train = (t.to(device) for t in splits.train)
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
+        log(f"starting from the weights of {cfg.init_from} ({BEST_WEIGHTS})")
+    state = TrainState.start(cfg, model, x_train)
+    # Under torchrun, DDP averages the workers' gradients; `state.model` stays the plain network.
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if workers.size > 1 else model
+    if checkpoint is not None:
+        state.restore(checkpoint, run.path / CHECKPOINT)
+        if workers.main:
+            run.write_history(state.history)  # a kill between checkpoint and history may have left it one behind
+        log(f"resuming after epoch {checkpoint['epoch']} of {cfg.epochs}")
+    elif workers.main:
+        run.write_json(CONFIG, {**vars(cfg), "out": str(run.path)})
+        atomic_write(run.path / CONFIG_TOML, to_toml(cfg).encode())
+    trackers = Trackers(cfg, run, resume) if workers.main else None
+    cores = CoreShare(cfg.threads)
+    n_train = len(y_train)
+
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    resumed_after = len(state.history)
+    with cores, _closing_on_failure(trackers):
+        cores.adjust(log)
+        log(f"data: {splits.source}: {n_train:,} train, {len(splits.val[1]) if splits.val else 0:,} validation, "
+            f"{len(splits.test[1]):,} test; {device.type} {precision}, {torch.get_num_threads()} threads; "
+            f"run folder {run.path}")
+        if workers.size > 1:
+            log(f"data-parallel: {workers.size} workers ({dist.get_backend()}), each {cfg.batch_size // workers.size} "
+                f"of every batch of {cfg.batch_size}")
+        if splits.val is None:
+            log(f"training on all {n_train:,} training images with no validation set; the {len(splits.test[1]):,} "
+                "test images are used once, after training, and choose nothing")
+        with StopOnSignal() as stop:
+            for epoch in range(len(state.history) + 1, cfg.epochs + 1):
+                if cfg.early_stop and epoch - state.best_epoch > cfg.early_stop:
+                    log(f"early stop: no better {cfg.monitor} for {cfg.early_stop} epochs; best epoch {state.best_epoch} is kept")
+                    break
+                sums = train_one_epoch(state, net, cfg, epoch, x_train, y_train, precision, workers, stop, cores, run.path,
+                                       show_bar, log)
+                end_epoch(state, cfg, run, workers, splits, precision, sums, epoch, trackers, log)
+        if state.lookahead and len(state.history) < cfg.epochs:  # an early stop ends on the slow weights too
+            state.lookahead.finish(state.model)
+            if workers.main:
+                run.save(LAST_WEIGHTS, state.evaluated.state_dict())
+
+        if not workers.main:  # the main worker alone tests and writes the results
+            return {}
+        # Evaluation time of this session: its validations, and the test.
+        validation_seconds = sum(r["seconds"] - r["train_seconds"] for r in state.history[resumed_after:])
+        metrics = _test(state, cfg, splits, run, log)
+        metrics.update(
+            precision=precision, device=device.type, threads=torch.get_num_threads(), data=splits.source,
+            train_size=n_train, val_size=len(splits.val[1]) if splits.val else 0, test_size=len(splits.test[1]),
+            epochs=cfg.epochs, seconds=sum(r["seconds"] for r in state.history),
+            # This session's wall time, from the call to the metrics, and its parts.
+            wall_seconds=time.perf_counter() - started_run, eval_seconds=validation_seconds + metrics.pop("test_seconds"),
+            train_seconds=sum(r["train_seconds"] for r in state.history),
+            median_images_per_s=statistics.median(r["images_per_s"] for r in state.history),
+            peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+            normalization={"mean": splits.mean, "std": splits.std, "scale": "0-255"})
+        plot_curves(state.history, run.path / CURVES, title=run_title(vars(cfg)))
+        run.write_json(METRICS, metrics)  # written last: its presence marks the run finished
+        trackers.finish(metrics, [run.path / CURVES, run.path / METRICS, run.path / CONFIG_TOML])
+    log(f"wall time {metrics['wall_seconds']:.0f} s: training {metrics['train_seconds']:.0f} s, "
+        f"evaluation {metrics['eval_seconds']:.0f} s; outputs in {run.path}")
+    return metrics
+
+
+def _test(state: TrainState, cfg: Config, splits: data_lib.Splits, run: RunDir, log) -> dict:
+    """Score the test set once, with the best epoch's weights (and the last epoch's beside them).
+    In fp32 whatever the training precision, so that metrics.json and `regulab evaluate` (fp32 on
+    any machine) report one number for one run."""
+    started = time.perf_counter()
+    history, evaluated = state.history, state.evaluated
+    last_test = best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32")
+    if state.best_epoch != len(history):
+        evaluated.load_state_dict(run.load_weights(BEST_WEIGHTS, evaluated))
+        best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32")
+    tta_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32", cfg.tta) if cfg.tta else Scores(None, None, None)
+    best = history[state.best_epoch - 1]
+    metrics = {
+        "best_epoch": state.best_epoch, "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
+        "min_val_loss_epoch": min(history, key=lambda r: r["val_loss"])["epoch"] if splits.val else None,
+        "epochs_run": len(history), "final_acc": history[-1]["acc"], "final_val_acc": history[-1]["val_acc"],
+        # test_loss is the negative log-likelihood of the true class (no penalty): with test_ece, the calibration.
+        "test_loss": best_test.loss, "test_acc": best_test.acc, "test_ece": best_test.ece,
+        "test_loss_last": last_test.loss, "test_acc_last": last_test.acc, "test_ece_last": last_test.ece,
+        "tta": cfg.tta, "test_loss_tta": tta_test.loss, "test_acc_tta": tta_test.acc, "test_ece_tta": tta_test.ece,
+        "test_precision": "fp32", "test_seconds": None,
+    }
+    if splits.val is not None:
+        log(f"best epoch {state.best_epoch}: val_acc {best['val_acc']:.4f}; test_acc {best_test.acc:.4f} (best weights, "
+            f"fp32), {last_test.acc:.4f} (last); test ECE {best_test.ece:.4f}")
+    else:
+        log(f"test_acc {best_test.acc:.4f} after {state.best_epoch} epochs (fp32); test ECE {best_test.ece:.4f}")
+    if cfg.tta:
+        log(f"test_acc {tta_test.acc:.4f} with test-time augmentation (level {cfg.tta}, fp32): the headline; "
+            f"{best_test.acc:.4f} without")
+    metrics["test_seconds"] = time.perf_counter() - started
+    return metrics
+
+
+@contextlib.contextmanager
+def _closing_on_failure(trackers: Trackers | None):
+    """Flush and close the trackers when the run ends in an error (training, the final test or
+    the figure), and let the error through."""
+    try:
+        yield
+    except BaseException:
+        if trackers:
+            trackers.close()
+        raise
+
+
+def _progress_bar(total: int, epoch: int, epochs: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"Epoch {epoch}/{epochs}", unit="step", leave=False,
+                mininterval=0.5, dynamic_ncols=True)

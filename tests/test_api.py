@@ -1,0 +1,147 @@
+"""regulab from Python and in a notebook: the same engine as the command line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import regulab
+from regulab.cli import main
+
+QUICK = dict(data="cifar10-mini", epochs=2, batch_size=128, train_fraction=0.25, precision="fp32", deterministic=True)
+QUICK_ARGS = ["--data", "cifar10-mini", "--epochs", "2", "--batch-size", "128", "--train-fraction", "0.25",
+              "--precision", "fp32", "--deterministic"]
+TIMING = {"seconds", "train_seconds", "images_per_s"}
+
+
+def test_the_api_and_the_command_line_train_the_same_run(tmp_path, capsys):
+    run = regulab.train("seed", out=str(tmp_path / "api"), **QUICK)
+    assert main(["train", "--preset", "seed", "--out", str(tmp_path / "cli"), *QUICK_ARGS]) == 0
+    cli = regulab.load(tmp_path / "cli")
+    for key in run.history:
+        if key not in TIMING:
+            assert run.history[key] == cli.history[key], key
+    assert run.metrics["test_acc"] == cli.metrics["test_acc"] and run.path == tmp_path / "api"
+    assert len(run.history["val_acc"]) == 2 and run.config["preset"] == "seed"
+    assert run.plot()._repr_png_()[:4] == b"\x89PNG"
+    assert run.evaluate(tta=0)["accuracy"] == run.metrics["test_acc"]
+    predictions = run.predict([np.zeros((40, 60, 3), np.uint8), str(Path(regulab.__file__).parent / "assets")][:1])
+    assert predictions[0]["file"] == "image 0" and len(predictions[0]["top"]) == 3
+
+
+def test_a_wrong_keyword_is_the_same_one_line_error(tmp_path):
+    with pytest.raises(regulab.RegulabError, match="unknown option 'epoch'; did you mean 'epochs'"):
+        regulab.train("seed", epoch=3)
+    with pytest.raises(regulab.RegulabError, match="epochs must be int, not str"):
+        regulab.train("seed", epochs="3")
+    with pytest.raises(regulab.RegulabError, match="seed is set per run by compare and sweep"):
+        regulab.compare(["seed"], seed=3, out=str(tmp_path / "c"))
+    assert "epochs (default 30): passes over the training images" in regulab.train.__doc__
+    assert regulab.presets()["seed"].startswith("The notebook exactly")
+
+
+def test_an_interrupt_stops_cleanly_and_leaves_no_handler_behind(tmp_path, capsys):
+    """What a notebook's stop button does: SIGINT to the kernel, in the middle of training."""
+    before = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "run"
+
+    def interrupt_after_the_first_epoch():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            history = out / "history.json"
+            if history.exists() and json.loads(history.read_text()):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.02)
+    threading.Thread(target=interrupt_after_the_first_epoch, daemon=True).start()
+    run = regulab.train("seed", out=str(out), **{**QUICK, "epochs": 30})
+    assert 1 <= len(run.history["epoch"]) < 30 and run.metrics == {}
+    assert f"continue with regulab.train(resume={str(out)!r})" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is before
+    resumed = regulab.train(resume=out, epochs=None)  # the same kernel can continue it: the folder was let go
+    assert len(resumed.history["epoch"]) == 30 and resumed.metrics["epochs_run"] == 30
+
+
+MODEL_FILE = '''
+from torch import nn
+
+import regulab
+
+
+@regulab.register_model
+def file_net(dropout_head: float = 0.0) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                         nn.Dropout(dropout_head), nn.Linear(128, 10))
+'''
+
+
+def regulab_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "regulab", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_a_model_from_a_file_through_train_evaluate_export_and_resume(tmp_path):
+    models = tmp_path / "my_models.py"
+    models.write_text(MODEL_FILE)
+    run = tmp_path / "run"
+    unmarked = regulab_cli("train", "--model-file", str(models), "--model", "file-net", "--out", str(run), *QUICK_ARGS)
+    assert unmarked.returncode == 1 and "does not mark the kernels the seed regularizes" in unmarked.stderr
+    trained = regulab_cli("train", "--model-file", str(models), "--model", "file-net", "--dropout-head", "0.2",
+                          "--penalty-scope", "all", "--out", str(run), *QUICK_ARGS)
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_file"] == str(models) and len(config["model_file_sha256"]) == 64
+    evaluated = regulab_cli("evaluate", str(run), "--tta", "0")
+    assert evaluated.returncode == 0 and evaluated.stdout.startswith("test accuracy"), evaluated.stderr
+    if pytest.importorskip("onnxruntime", reason="install regulab[onnx] to test the export"):
+        exported = regulab_cli("export", str(run))
+        assert exported.returncode == 0 and "same top class 100.00%" in exported.stdout, exported.stderr
+    (run / "metrics.json").unlink()  # as if interrupted after its last epoch
+    assert regulab_cli("train", "--resume", str(run)).returncode == 0
+    refused = regulab_cli("train", "--model-file", str(models), "--model", "file-net", "--batch-norm", "--l2", "0",
+                          "--out", str(tmp_path / "bn"), *QUICK_ARGS)
+    assert refused.returncode == 1 and "the file-net model does not take --batch-norm" in refused.stderr
+
+    models.write_text(MODEL_FILE.replace("nn.Linear(128, 10)", "nn.Linear(128, 10, bias=False)"))
+    changed = regulab_cli("evaluate", str(run))
+    assert changed.returncode == 1 and f"model file {models} has changed since the run was set up" in changed.stderr
+    models.unlink()
+    gone = regulab_cli("predict", str(run), str(tmp_path))
+    assert gone.returncode == 1 and f"model file {models} does not exist; the run was trained with it" in gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_registered_in_this_process_trains_in_compare(tmp_path, capsys):
+    from torch import nn
+
+    @regulab.register_model
+    def here_net() -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+
+    study = regulab.compare(["seed-noreg"], model="here-net", out=str(tmp_path / "c"), **QUICK)  # no L2 to place
+    assert "on this process (here-net is registered here" in capsys.readouterr().out
+    assert study.rows[0]["n"] == 1 and "<table>" in study._repr_html_()
+    assert study.runs("seed-noreg")[0].config["model"] == "here-net"
+
+
+def test_the_seed_notebook_runs(tmp_path):
+    nbclient = pytest.importorskip("nbclient", reason="install regulab[test] to run the notebook")
+    import nbformat
+
+    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "examples" / "seed.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # committed clean
+    os.environ["REGULAB_NOTEBOOK_QUICK"] = "1"
+    try:
+        nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        del os.environ["REGULAB_NOTEBOOK_QUICK"]
+    images = sum(1 for cell in notebook.cells for out in cell.get("outputs", []) if "image/png" in out.get("data", {}))
+    assert images >= 3  # the seed's curves, the L2 sweep, the user's network
+    assert (tmp_path / "runs" / "notebook" / "l2" / "report.html").is_file()

@@ -1,0 +1,106 @@
+"""Sharing the machine: a run folder held by one process, and the cores split between trainings."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from regulab.cli import main
+from regulab.errors import RegulabError
+from regulab.rundir import RunDir
+from regulab.runtime import CoreShare
+
+QUICK = ["--data", "cifar10-mini", "--batch-size", "256", "--train-fraction", "0.25", "--precision", "fp32"]
+
+
+def test_a_run_folder_in_use_is_refused_naming_the_holder(tmp_path, capsys):
+    folder = tmp_path / "run"
+    RunDir.create(folder)  # held by this process, as a training in another terminal would hold it
+    holder = subprocess.run([sys.executable, "-m", "regulab", "train", *QUICK, "--epochs", "1", "--out", str(folder)],
+                            capture_output=True, text=True, timeout=300)
+    assert holder.returncode == 1 and len(holder.stderr.strip().splitlines()) == 1
+    assert f"{folder} is in use by another regulab process (pid {os.getpid()})" in holder.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # the second one wrote nothing
+
+
+def test_the_lock_dies_with_its_process(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", f"from regulab.rundir import RunDir; RunDir({str(folder)!r}).lock(); "
+                               "import time; print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(RegulabError, match=f"pid {holder.pid}"):
+        RunDir(folder).lock()
+    holder.kill()  # kill -9: no chance to clean up
+    holder.wait()
+    RunDir(folder).lock().unlock()  # the kernel released it
+
+
+def test_resume_and_sweep_respect_the_lock(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(run)]) == 0
+    (run / "metrics.json").unlink()  # as if interrupted
+    RunDir(run).lock()
+    assert main(["train", "--resume", str(run)]) == 1
+    assert "is in use by another regulab process" in capsys.readouterr().err
+    sweep_folder = tmp_path / "sweep"
+    sweep_folder.mkdir()
+    RunDir(sweep_folder).lock()
+    assert main(["compare", "seed", "--out", str(sweep_folder), *QUICK]) == 1
+    assert "is in use by another regulab process" in capsys.readouterr().err
+    assert not (sweep_folder / "sweep.json").exists()
+
+
+def register(folder, pid: int, threads: int):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{pid}.json").write_text(json.dumps({"threads": threads}))
+
+
+def test_trainings_take_equal_shares_of_the_cores_left(tmp_path):
+    folder = tmp_path / "running"
+    with CoreShare(cores=8, folder=folder) as me:
+        assert me.share()[0] == 8  # alone
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            register(folder, sleeper.pid, 0)  # another sharing training
+            assert me.share()[0] == 4
+            register(folder, os.getppid(), 2)  # and one with a fixed --threads 2
+            threads, why = me.share()
+            assert threads == 3 and "2 other regulab trainings running" in why
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        register(folder, 2**22 + 12345, 0)  # a process that no longer exists counts for nothing
+        assert me.share()[0] == 6 and not (folder / f"{2**22 + 12345}.json").exists()
+    assert not (folder / f"{os.getpid()}.json").exists()  # unregistered on the way out
+    assert CoreShare(fixed_threads=1, cores=8, folder=folder).share() == (1, "1 (--threads)")
+
+
+def test_adjust_resizes_the_thread_pool_when_a_training_arrives(tmp_path, monkeypatch):
+    folder, before = tmp_path / "running", torch.get_num_threads()
+    monkeypatch.setattr(CoreShare, "LOOK_EVERY", 0.0)
+    said = []
+    try:
+        with CoreShare(cores=2, folder=folder) as me:
+            me.adjust(said.append)
+            assert torch.get_num_threads() == 2 and said[-1].startswith("threads: 2 (all 2 cores")
+            register(folder, os.getppid(), 0)
+            me.adjust(said.append)
+            assert torch.get_num_threads() == 1 and said[-1].startswith("threads: now 1 of 2 cores")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_two_trainings_started_together_split_the_cores(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-m", "regulab", "train", *QUICK, "--epochs", "2", "--train-fraction", "1",
+                               "--out", str(tmp_path / f"r{i}")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    cores = os.cpu_count()
+    if cores > 1:  # the later one saw the earlier one, and the earlier one gave way within seconds
+        assert any(f"of {cores} cores (1 other regulab training running" in out for out in outputs), outputs
+

@@ -178,7 +178,7 @@ def test_resume_refuses_what_it_cannot_do(uninterrupted, tmp_path, capsys):
 def test_a_scheduled_run_resumes_on_its_schedule(tmp_path):
     """The learning rate after a resume follows the run's schedule from the config's base rate,
     not from the last scheduled rate the optimizer held."""
-    args = [*ARGS, "--schedule", "cosine", "--warmup-epochs", "1", "--lr", "1e-3"]
+    args = [*ARGS, "--schedule", "cosine", "--warmup-epochs", "1", "--lr", "1e-3", "--train-fraction", "0.25"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert main(["train", *args, "--out", str(whole)]) == 0
     proc = start(*args, "--out", str(parts))

@@ -18,18 +18,19 @@ QUICK = ["--data", "cifar10-mini", "--batch-size", "256", "--train-fraction", "0
 
 def test_a_run_folder_in_use_is_refused_naming_the_holder(tmp_path, capsys):
     folder = tmp_path / "run"
-    RunDir.create(folder)  # held by this process, as a training in another terminal would hold it
+    held = RunDir.create(folder)  # held by this process, as a training in another terminal would hold it
     holder = subprocess.run([sys.executable, "-m", "regulab", "train", *QUICK, "--epochs", "1", "--out", str(folder)],
                             capture_output=True, text=True, timeout=300)
     assert holder.returncode == 1 and len(holder.stderr.strip().splitlines()) == 1
     assert f"{folder} is in use by another regulab process (pid {os.getpid()})" in holder.stderr
-    assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # the second one wrote nothing
+    assert list(folder.iterdir()) == []  # the second one wrote nothing
+    held.unlock()
 
 
 def test_the_lock_dies_with_its_process(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", f"from regulab.rundir import RunDir; RunDir({str(folder)!r}).lock(); "
+    holder = subprocess.Popen([sys.executable, "-c", f"from regulab.rundir import RunDir; held = RunDir({str(folder)!r}).lock(); "
                                "import time; print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(RegulabError, match=f"pid {holder.pid}"):
@@ -43,15 +44,17 @@ def test_resume_and_sweep_respect_the_lock(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *QUICK, "--epochs", "1", "--out", str(run)]) == 0
     (run / "metrics.json").unlink()  # as if interrupted
-    RunDir(run).lock()
+    held = [RunDir(run).lock()]
     assert main(["train", "--resume", str(run)]) == 1
     assert "is in use by another regulab process" in capsys.readouterr().err
     sweep_folder = tmp_path / "sweep"
     sweep_folder.mkdir()
-    RunDir(sweep_folder).lock()
+    held.append(RunDir(sweep_folder).lock())
     assert main(["compare", "seed", "--out", str(sweep_folder), *QUICK]) == 1
     assert "is in use by another regulab process" in capsys.readouterr().err
     assert not (sweep_folder / "sweep.json").exists()
+    for folder in held:
+        folder.unlock()
 
 
 def register(folder, pid: int, threads: int):

@@ -15,7 +15,7 @@ from regulab.errors import RegulabError
 from regulab.report import load_study, summarize, t_interval, verdict, write_report
 from regulab.sweeps import parse_grid, plan
 
-QUICK = ["--data", "cifar10-mini", "--epochs", "2", "--batch-size", "256"]
+QUICK = ["--data", "cifar10-mini", "--epochs", "2", "--batch-size", "256", "--train-fraction", "0.25"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,8 @@ def test_more_seeds_adds_only_the_new_ones_and_changed_settings_are_refused(l2_s
     args = ["compare", "seed-noreg", "--out", str(folder), "--runs-dir", str(l2_sweep / "runs"), *QUICK]
     assert main([*args, "--seeds", "3"]) == 0
     assert "3 runs, 2 already finished" in capsys.readouterr().out
-    stale = ["compare", "seed-noreg", "--out", str(folder), "--data", "cifar10-mini", "--epochs", "3", "--batch-size", "256"]
+    stale = ["compare", "seed-noreg", "--out", str(folder), "--data", "cifar10-mini", "--epochs", "3", "--batch-size", "256",
+             "--train-fraction", "0.25"]
     assert main(stale) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "holds a sweep with other settings" in err and "--epochs 2" in err

@@ -77,5 +77,6 @@ def test_trackers_are_closed_when_the_end_of_a_run_fails(tmp_path, monkeypatch):
         raise RegulabError("cannot draw the figure")
     monkeypatch.setattr(train_lib, "plot_curves", broken_figure)
     with pytest.raises(RegulabError, match="cannot draw"):
-        train(quick(tmp_path / "run", tensorboard=str(tmp_path / "tb")), log=lambda *_: None, progress=False)
+        train(make_config("seed", data="cifar10-mini", epochs=1, batch_size=256, train_fraction=0.1, out=str(tmp_path / "run"),
+                          tensorboard=str(tmp_path / "tb")), log=lambda *_: None, progress=False)
     assert closed == [True]

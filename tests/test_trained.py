@@ -136,8 +136,8 @@ def test_onnx_export_matches_pytorch_on_real_images(run, tmp_path):
 def test_one_test_accuracy_for_one_run_whatever_the_training_precision(tmp_path):
     """Trained in bf16, scored in fp32: metrics.json and `regulab evaluate` give the same number."""
     out = tmp_path / "bf16"
-    cfg = make_config("seed", data="cifar10-mini", epochs=1, batch_size=128, train_fraction=0.25, precision="bf16",
-                      out=str(out))
+    cfg = make_config("seed", data="cifar10-mini", epochs=1, batch_size=128, train_fraction=0.1, val_fraction=0.05,
+                      precision="bf16", out=str(out))
     metrics = train(cfg, log=lambda *_: None, progress=False)
     assert metrics["precision"] == "bf16" and metrics["test_precision"] == "fp32"
     assert evaluate_run(out, tta=0)["accuracy"] == metrics["test_acc"]

@@ -176,7 +176,7 @@ def test_early_stopping_keeps_and_evaluates_the_best_epoch(mini_splits, tmp_path
 
 def test_monitor_val_loss_ranks_by_the_logged_val_loss_penalty_included(mini_splits, tmp_path):
     """Keras's val_loss, as logged, includes the penalty; the best epoch is the one with the lowest of it."""
-    cfg = make_config("seed", epochs=4, lr=1e-3, l2=0.05, monitor="val_loss", out=str(tmp_path / "r"))
+    cfg = make_config("seed", epochs=4, lr=1e-3, l2=0.05, monitor="val_loss", batch_size=128, out=str(tmp_path / "r"))
     metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     assert metrics["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"] == metrics["min_val_loss_epoch"]
@@ -277,7 +277,8 @@ def test_lookahead_pulls_a_slow_copy_and_restarts_from_it():
 
 
 def test_an_early_stop_with_lookahead_ends_on_the_slow_weights(mini_splits, tmp_path):
-    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=1, monitor="val_loss", lookahead=3, out=str(tmp_path / "r"))
+    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=1, monitor="val_loss", lookahead=3, batch_size=64,
+                      out=str(tmp_path / "r"))
     metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
     assert metrics["epochs_run"] < 20
     slow = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["lookahead"]

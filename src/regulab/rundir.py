@@ -22,7 +22,6 @@ from regulab.errors import RegulabError
 CONFIG, CONFIG_TOML = "config.json", "config.toml"  # the record resume reads; the file a person repeats runs from
 HISTORY_CSV, HISTORY_JSON, METRICS = "history.csv", "history.json", "metrics.json"
 BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoint.pt", "curves.png"
-LOCK = ".lock"  # held by the process that writes the folder (RunDir.lock)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -36,6 +35,19 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise RegulabError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose another --out") from None
+
+
+def _lock_holder(path: Path) -> str:
+    """'pid N' of the process holding a flock on `path`, from the kernel's table of locks."""
+    try:
+        inode, locks = path.stat().st_ino, Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return "pid unknown"
+    for line in locks:  # "1: FLOCK  ADVISORY  WRITE 12345 08:01:67890 0 EOF"
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            return f"pid {fields[4]}"
+    return "pid unknown"
 
 
 def matching_state(state, model: torch.nn.Module, source: Path) -> dict:
@@ -70,27 +82,25 @@ class RunDir:
 
     def lock(self) -> "RunDir":
         """Hold the folder for this process until it ends (or `unlock`): a second training,
-        resume or sweep on it is refused, naming the holder. An advisory lock that the kernel
-        releases with the process, so even a kill -9 leaves no stale lock behind."""
-        handle = open(self.path / LOCK, "a+")
+        resume or sweep on it is refused, naming the holder. An advisory lock on the folder
+        itself, which the kernel releases with the process, so even a kill -9 leaves no stale
+        lock behind, and no lock file is left in the folder."""
+        try:
+            handle = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise RegulabError(f"cannot open {self.path} ({exc.strerror}); pass a run folder") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            handle.close()
-            raise RegulabError(f"{self.path} is in use by another regulab process (pid {holder}); wait for it to end, "
-                               "or choose another folder") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+            os.close(handle)
+            raise RegulabError(f"{self.path} is in use by another regulab process ({_lock_holder(self.path)}); wait for "
+                               "it to end, or choose another folder") from None
         self._lock = handle
         return self
 
     def unlock(self) -> None:
         if getattr(self, "_lock", None) is not None:
-            self._lock.close()
+            os.close(self._lock)
             self._lock = None
 
     def finished(self) -> bool:
@@ -151,6 +161,12 @@ class RunDir:
             code = "GLOBAL" in str(exc)
             reason = "it holds code or objects that are not plain tensors" if code else "it is corrupt or truncated"
             raise RegulabError(f"cannot load {file}: {reason}; use a checkpoint that regulab wrote, or train again") from None
+
+    def load_checkpoint(self) -> dict:
+        """The checkpoint of an interrupted run; its layout lives with `training.TrainState`."""
+        from regulab.training import TrainState
+
+        return TrainState.read(self)
 
     def load_weights(self, name: str, model: torch.nn.Module) -> dict:
         """A state_dict from the folder, checked against the model it is meant for."""

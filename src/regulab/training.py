@@ -439,7 +439,11 @@ def _closing_on_failure(trackers: Trackers | None):
 
 
 def _progress_bar(total: int, epoch: int, epochs: int):
-    from tqdm.auto import tqdm
+    try:  # a notebook widget where ipywidgets is there to draw it; without it tqdm.auto only warns
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
 
     return tqdm(total=total, desc=f"Epoch {epoch}/{epochs}", unit="step", leave=False,
                 mininterval=0.5, dynamic_ncols=True)

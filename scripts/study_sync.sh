@@ -21,8 +21,8 @@ while :; do
     "$regulab" report "docs/study/$part" >/dev/null 2>&1 || true  # no finished run of that part yet
   done
   finished=$(ls -d docs/study/runs/*/ 2>/dev/null | wc -l)
-  git add docs/study 2>/dev/null && git commit -q -m "study: $finished runs finished" -- docs/study 2>/dev/null \
-    && echo "$(date +%H:%M) committed: $finished runs finished"
+  git add docs/study 2>/dev/null && git commit -q -m "study: $finished runs finished" -- docs/study >/dev/null 2>&1 \
+    && echo "$(date +%H:%M) committed: $finished runs finished"  # nothing new: nothing to say
   [ "$every" -gt 0 ] || break
   sleep "$every"
 done

@@ -38,7 +38,7 @@ def main():
     torch.set_flush_denormal(True)
     device = resolve_device(cfg.device)
     precision, _ = resolve_precision(cfg.precision, device)
-    splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
+    splits = data_lib.splits_for(cfg)
     x_train, y_train = (t.to(device) for t in splits.train)
     model = create_model(cfg.model).to(device, memory_format=torch.channels_last)
     model.whiten_(x_train[:5000])

@@ -69,7 +69,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    raw = data_lib.load_cifar10(args.data)
+    raw = data_lib.load_data(args.data)
     splits = data_lib.prepare(raw)
     cpu = torch.device("cpu")
     rows = []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from regulab.data import BATCH_DIR, IMAGES_PER_BATCH, TEST_BATCH, TRAIN_BATCHES
 
@@ -64,3 +65,22 @@ def batch_files() -> dict[str, bytes]:
 def synthetic_archive(tmp_path_factory, batch_files) -> Path:
     """A complete synthetic archive (60,000 mostly-black images), built once per session."""
     return write_archive(tmp_path_factory.mktemp("archive") / "cifar-10-python.tar.gz", batch_files)
+
+
+# --- folders of images ------------------------------------------------------------------------
+
+def write(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def colour_folder(root, classes=("blue", "green", "red"), per_class=10, size=12, split=""):
+    """Each class a noisy square of its own colour, numbered files."""
+    rng = np.random.default_rng(len(split))
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            image[..., 2 - c] += 180
+            write(root / split / name / f"{i:03d}.png", image)
+    return root

@@ -43,7 +43,7 @@ def test_train_end_to_end_into_a_run_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--data", "/nowhere/cifar.tar.gz"], "no CIFAR-10 data at /nowhere/cifar.tar.gz"),
+    (["train", "--data", "/nowhere/cifar.tar.gz"], "no data at /nowhere/cifar.tar.gz"),
     (["train", "--preset", "sead"], "unknown preset 'sead'; did you mean 'seed'?"),
     (["train", "--epochs", "0"], "--epochs must be at least 1"),
     (["train", "--lr", "-1"], "--lr must be positive"),
@@ -95,7 +95,7 @@ def test_ci_runs_the_readmes_test_command():
 def test_a_failed_start_leaves_nothing_behind(tmp_path):
     result = subprocess.run([sys.executable, "-m", "regulab", "train", "--data", "/nonexistent"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1 and "no CIFAR-10 data at /nonexistent" in result.stderr
+    assert result.returncode == 1 and "no data at /nonexistent" in result.stderr
     assert list(tmp_path.iterdir()) == []  # no empty runs/seed-<date>/ left to puzzle over
     assert main(["train", "--data", "/nonexistent", "--out", str(tmp_path / "x")]) == 1
     assert not (tmp_path / "x").exists()

@@ -1,4 +1,5 @@
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -15,7 +16,7 @@ from tests.conftest import FULL_DATA, batch_bytes, needs_full_data, synthetic_ba
 
 # --- reading archives ---------------------------------------------------------------------------
 
-def check_synthetic(raw: data_lib.Cifar10):
+def check_synthetic(raw: data_lib.ImageData):
     assert raw.x_train.shape == (50_000, 3, 32, 32) and raw.x_test.shape == (10_000, 3, 32, 32)
     assert raw.x_train.dtype == np.uint8 and raw.y_train.dtype == np.int64
     ids = np.arange(50_000)
@@ -86,8 +87,8 @@ def test_refuses_unsafe_tar_members(batch_files, tmp_path, name, kind):
 
 
 def test_missing_archive_names_the_fix(tmp_path):
-    with pytest.raises(RegulabError, match="no CIFAR-10 data at .*pass --data"):
-        data_lib.load_cifar10(tmp_path / "nope.tar.gz")
+    with pytest.raises(RegulabError, match="no data at .*pass --data"):
+        data_lib.load_data(tmp_path / "nope.tar.gz")
 
 
 def test_truncated_archive(synthetic_archive, tmp_path):
@@ -131,37 +132,37 @@ def test_truncated_pickle_is_reported_as_corrupt():
 # --- finding, caching, downloading ------------------------------------------------------------
 
 def test_parses_once_then_reads_the_cache(synthetic_archive, monkeypatch):
-    first = data_lib.load_cifar10(synthetic_archive)
+    first = data_lib.load_data(synthetic_archive)
     assert len(list(data_lib.cache_dir().glob("cifar10-*.npz"))) == 1
 
     def fail(_):
         raise AssertionError("the archive was parsed again")
     monkeypatch.setattr(data_lib, "read_archive", fail)
-    again = data_lib.load_cifar10(synthetic_archive)
+    again = data_lib.load_data(synthetic_archive)
     assert np.array_equal(first.x_train, again.x_train) and np.array_equal(first.y_test, again.y_test)
 
 
 def test_corrupt_cache_is_rebuilt(synthetic_archive):
-    data_lib.load_cifar10(synthetic_archive)
+    data_lib.load_data(synthetic_archive)
     (cache,) = data_lib.cache_dir().glob("cifar10-*.npz")
     cache.write_bytes(b"garbage")
-    check_synthetic(data_lib.load_cifar10(synthetic_archive))
+    check_synthetic(data_lib.load_data(synthetic_archive))
 
 
 def test_a_run_without_data_finds_the_arrays_an_earlier_run_parsed(synthetic_archive, monkeypatch):
-    data_lib.load_cifar10(synthetic_archive)
+    data_lib.load_data(synthetic_archive)
 
     def no_download(*_):
         raise AssertionError("tried to download although the cache holds parsed arrays")
     monkeypatch.setattr(data_lib, "download", no_download)
-    found = data_lib.load_cifar10()
+    found = data_lib.load_data()
     check_synthetic(found)
     assert found.source.startswith(str(data_lib.cache_dir()))  # the output says where it came from
 
 
 def test_environment_variable_is_used(synthetic_archive, monkeypatch):
     monkeypatch.setenv(data_lib.ENV_VAR, str(synthetic_archive))
-    assert data_lib.load_cifar10().source == str(synthetic_archive)
+    assert data_lib.load_data().source == str(synthetic_archive)
 
 
 def test_download_checks_md5_and_renames_only_when_verified(synthetic_archive, tmp_path):
@@ -186,7 +187,7 @@ def test_mini_subset_is_small_stratified_and_real():
     assets = resources.files("regulab") / "assets"
     size = sum(f.stat().st_size for f in (assets / n for n in os.listdir(assets)))
     assert size <= 10 * 2**20
-    mini = data_lib.load_cifar10(data_lib.MINI)
+    mini = data_lib.load_data(data_lib.MINI)
     assert mini.x_train.shape == (4000, 3, 32, 32) and mini.x_test.shape == (1000, 3, 32, 32)
     assert (np.bincount(mini.y_train) == 400).all() and (np.bincount(mini.y_test) == 100).all()
     # Real photographs, not noise: neighbouring pixels agree far more than chance.
@@ -233,7 +234,7 @@ def test_prepare_splits_after_normalizing_over_all_training_images():
 
 @needs_full_data
 def test_full_archive_matches_published_content_hashes():
-    raw = data_lib.load_cifar10(FULL_DATA)
+    raw = data_lib.load_data(FULL_DATA)
     digest = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()  # noqa: E731
     assert digest(raw.x_train.reshape(50_000, 3072)) == "9d5c2eddadb0deff02c14c350c0385aab7b1d5ff1edfeb4997c8dc8644960111"
     assert digest(raw.x_test.reshape(10_000, 3072)) == "177777c33ba79825320efa646ad04a94bdc3c80e4ebe3bd21724f8cdfd4b9d56"
@@ -246,3 +247,61 @@ def test_full_archive_matches_published_content_hashes():
     mini = data_lib.load_mini()
     assert np.array_equal(raw.x_train[meta["train"]["official_indices"]], mini.x_train)
     assert np.array_equal(raw.x_test[meta["test"]["official_indices"]], mini.x_test)
+
+
+# --- CIFAR-100 ------------------------------------------------------------------------------------
+
+def cifar100_archive(path, corrupt_meta=False):
+    """The official layout: cifar-100-python/{train,test,meta}; image i has fine label i % 100
+    and coarse label i % 20, and its pixel 0 holds i % 251."""
+    def split(first, n):
+        ids = np.arange(first, first + n)
+        data = np.zeros((n, 3072), np.uint8)
+        data[:, 0] = ids % 251
+        return {b"data": data, b"fine_labels": [int(i % 100) for i in ids], b"coarse_labels": [int(i % 20) for i in ids],
+                b"filenames": [b"x.png"] * n, b"batch_label": b"synthetic"}
+    meta = {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
+            b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]}
+    if corrupt_meta:
+        meta = {b"fine_label_names": 3}
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        for name, obj in (("train", split(0, 50_000)), ("test", split(50_000, 10_000)), ("meta", meta)):
+            payload = pickle.dumps(obj, protocol=2)
+            info = tarfile.TarInfo(f"cifar-100-python/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def test_cifar100_fine_and_coarse_labels_with_their_names(tmp_path):
+    archive = cifar100_archive(tmp_path / "cifar-100-python.tar.gz")
+    fine = data_lib.load_data(archive)
+    assert fine.classes == tuple(f"fine{i}" for i in range(100))
+    assert fine.x_train.shape == (50_000, 3, 32, 32) and fine.x_test.shape == (10_000, 3, 32, 32)
+    assert np.array_equal(fine.y_train, np.arange(50_000) % 100)
+    assert np.array_equal(fine.x_train[:, 0, 0, 0], np.arange(50_000) % 251)
+    coarse = data_lib.load_data(archive, labels="coarse")
+    assert coarse.classes == tuple(f"coarse{i}" for i in range(20))
+    assert np.array_equal(coarse.y_test, np.arange(50_000, 60_000) % 20)
+    assert data_lib.load_data(archive, labels="coarse").classes == coarse.classes  # and again from the cache
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    assert data_lib.read_archive(tmp_path / "x", "fine").classes == fine.classes  # the extracted folder too
+
+
+def test_cifar100_problems_are_one_line(tmp_path, synthetic_archive):
+    with pytest.raises(RegulabError, match="meta lacks the fine class names"):
+        data_lib.read_archive(cifar100_archive(tmp_path / "bad.tar.gz", corrupt_meta=True))
+    with pytest.raises(RegulabError, match="--labels coarse applies to CIFAR-100 only"):
+        data_lib.read_archive(synthetic_archive, labels="coarse")
+    with pytest.raises(RegulabError, match="--image-size 64: CIFAR's images are 32x32"):
+        data_lib.load_data(synthetic_archive, image_size=64)
+
+
+def test_cifar100_is_downloaded_from_its_official_address(monkeypatch):
+    fetched = []
+    monkeypatch.setattr(data_lib, "download", lambda url, dest, md5, progress: fetched.append((url, md5)) or
+                        (_ for _ in ()).throw(RegulabError("offline")))
+    with pytest.raises(RegulabError, match="offline"):
+        data_lib.load_data("cifar100")
+    assert fetched == [("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")]

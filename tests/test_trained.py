@@ -84,7 +84,7 @@ def test_predict_uses_the_runs_normalization_and_reads_folders(run, tmp_path):
         values, indices = probs.topk(3)
         assert [t["class"] for t in p["top"]] == [data_lib.CLASSES[i] for i in indices]
         assert [t["probability"] for t in p["top"]] == pytest.approx(values.tolist(), abs=1e-6)
-    assert read_image(folder / "wide.jpg").shape == (3, 32, 32)
+    assert read_image(folder / "wide.jpg", 32).shape == (3, 32, 32)
 
 
 def test_predict_command_json_and_bad_images(run, tmp_path):
@@ -141,3 +141,61 @@ def test_one_test_accuracy_for_one_run_whatever_the_training_precision(tmp_path)
     metrics = train(cfg, log=lambda *_: None, progress=False)
     assert metrics["precision"] == "bf16" and metrics["test_precision"] == "fp32"
     assert evaluate_run(out, tta=0)["accuracy"] == metrics["test_acc"]
+
+
+@pytest.fixture(scope="module")
+def colour_run(tmp_path_factory):
+    """A run on a folder of three classes of 16x16 images: its names and size travel with it."""
+    from tests.conftest import colour_folder
+
+    root = colour_folder(tmp_path_factory.mktemp("colours") / "colours", per_class=20, size=20)
+    out = tmp_path_factory.mktemp("trained") / "colour-run"
+    cfg = make_config("seed-noreg", data=str(root), image_size=16, epochs=3, batch_size=16, lr=1e-3, out=str(out))
+    train(cfg, log=lambda *_: None, progress=False)
+    return out, root
+
+
+def test_a_folder_runs_classes_and_size_reach_evaluate_predict_and_export(colour_run, tmp_path):
+    run, root = colour_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["classes"] == ["blue", "green", "red"] and metrics["image_size"] == 16
+    result = evaluate_run(run)
+    assert result["classes"] == ["blue", "green", "red"] and len(result["confusion"]) == 3
+    assert result["images"] == 12 and result["accuracy"] == 1.0  # three flat colours: learnt in 3 epochs
+    big_red = np.zeros((50, 80, 3), np.uint8)
+    big_red[..., 0] = 230
+    (p,) = predict(run, [big_red], top=3)
+    assert p["top"][0]["class"] == "red" and {t["class"] for t in p["top"]} == {"blue", "green", "red"}
+    with pytest.raises(RegulabError, match="--top must be between 1 and 3"):
+        predict(run, [big_red], top=4)
+    card = regulab("export", str(run), "--out", str(tmp_path / "m.onnx"))
+    assert card.returncode == 0, card.stderr
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["classes"] == ["blue", "green", "red"] and card["input"]["shape"] == ["batch", 3, 16, 16]
+    assert card["output"]["shape"] == ["batch", 3] and card["check"]["same_top_class"] == 1.0
+
+
+def test_evaluating_on_data_with_other_classes_is_refused(colour_run):
+    run, _ = colour_run
+    with pytest.raises(RegulabError, match="was trained on 3 classes of 16x16"):
+        evaluate_run(run, data="cifar10-mini")
+
+
+def test_regulab_data_reports_counts_sizes_duplicates_and_draws_samples(tmp_path):
+    from tests.conftest import colour_folder, write
+
+    root = colour_folder(tmp_path / "d", per_class=3, split="train")
+    colour_folder(root, per_class=1, split="test")
+    write(root / "test" / "red" / "copy.png", np.asarray(Image.open(root / "train" / "red" / "001.png")))
+    write(root / "train" / "blue" / "grey.png", np.full((10, 14), 9, np.uint8))
+    result = regulab("data", str(root), "--image-size", "8", "--out", str(tmp_path / "look"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "3 classes, 10 train and 4 test images at 8x8" in out
+    assert "12x12 (13)" in out and "14x10 (1)" in out and "RGB (13), L (1)" in out
+    assert "1 test images are exact copies of training images" in out and "test/red/copy.png = train/red/001.png" in out
+    summary = json.loads((tmp_path / "look" / "data.json").read_text())
+    assert [c["train"] for c in summary["per_class"]] == [4, 3, 3] and summary["image_size"] == 8
+    assert Image.open(tmp_path / "look" / "samples.png").size[1] > 100
+    bad = regulab("data", str(tmp_path / "absent"))
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "no data at" in bad.stderr

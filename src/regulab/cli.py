@@ -1,6 +1,6 @@
-"""regulab: train CNNs on CIFAR-10 and measure what stops them overfitting.
+"""regulab: train CNNs on CIFAR-10 (or your own images) and measure what stops them overfitting.
 
-Commands: train, plot, presets, compare, sweep, report, evaluate, predict, export.
+Commands: train, plot, presets, compare, sweep, report, evaluate, predict, export, data.
 
 Every field of `Config` is an option of `regulab train` (`--batch-size 64`), applied on top of
 the chosen preset. Problems the user can fix end in one line on stderr and exit status 1;
@@ -32,6 +32,8 @@ from regulab.errors import RegulabError, TrainingStopped
 # length: the schedules (cosine, one-cycle, lookahead's ramp) are laid out over it from the start.
 RESUMABLE = {"device", "precision", "threads", "eval_batch_size", "tensorboard", "mlflow"}
 TRACKERS = {"tensorboard": "DIR", "mlflow": "URI"}  # options that may be given without a value
+# The settings that decide which images a run sees and how they are read: `regulab data` takes them too.
+DATA_SETTINGS = ("image_size", "labels", "test_fraction", "split_seed", "skip_bad")
 
 
 
@@ -66,11 +68,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def _add_config_options(parser: argparse.ArgumentParser, skip=("preset", "model_file_sha256")) -> None:
-    """Every `Config` setting as an option, with the help text the setting carries."""
-    group = parser.add_argument_group("settings (each overrides the preset's value)")
+def _add_config_options(parser: argparse.ArgumentParser, skip=("preset", "model_file_sha256"), only=None,
+                        title: str = "settings (each overrides the preset's value)") -> None:
+    """Every `Config` setting (or those in `only`) as an option, with the help text the setting carries."""
+    group = parser.add_argument_group(title)
     for field in config_fields():
-        if field.name in skip:
+        if field.name in skip or (only is not None and field.name not in only):
             continue
         option = f"--{field.name.replace('_', '-')}"
         text = field.metadata["help"].replace("%", "%%")  # argparse formats help with %
@@ -155,11 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "Accuracy, loss and calibration (ECE), a per-class table, the most confused pairs; writes "
                        "evaluation.json, confusion.png, reliability.png and misclassified.png into the run folder.")
     evaluate.add_argument("run_dir", type=Path, help="a finished run folder")
-    evaluate.add_argument("--data", help="the CIFAR-10 to test on (default: the run's own)")
+    evaluate.add_argument("--data", help="the data whose test images to score (default: the run's own); it must have "
+                          "the run's classes")
     evaluate.add_argument("--tta", type=int, choices=(0, 1, 2), help="test-time augmentation (default: the run's own)")
 
     predict = command("predict", "top classes of your own images (any size and common format)",
-                      "Each image is centre-cropped to a square and resized to 32x32, as CIFAR-10's images are.")
+                      "Each image is made as the run's training images were: RGB, centre-cropped to a square and "
+                      "resized to the run's image size (32x32 for CIFAR).")
     predict.add_argument("run_dir", type=Path, help="a finished run folder")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
     predict.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
@@ -170,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="a finished run folder")
     export.add_argument("--format", choices=("onnx",), default="onnx", help="the format (default onnx)")
     export.add_argument("--out", type=Path, help="default RUN_DIR/model.onnx")
+
+    data = command("data", "look at a data set before training on it",
+                   "Images per class and split, the sizes and modes of the files, the normalization training will use, "
+                   "exact duplicates between train and test, and a grid of sample images per class; printed, and "
+                   "written to OUT/data.json and OUT/samples.png.")
+    data.add_argument("path", metavar="DATA", help="what --data takes: an archive, a folder of class folders, "
+                      "cifar10-mini, cifar10 or cifar100")
+    data.add_argument("--out", type=Path, help="where data.json and samples.png go (default runs/data-<name>)")
+    data.add_argument("--per-class", type=int, default=8, help="sample images per class in samples.png (default 8)")
+    _add_config_options(data, only=DATA_SETTINGS, title="how the images are read (as train takes them)")
     return parser
 
 
@@ -248,6 +263,16 @@ def _run(args: argparse.Namespace) -> int:
         check = card["check"]
         print(check if isinstance(check, str) else f"onnxruntime vs PyTorch on {check['images']} test images: "
               f"largest logit difference {check['max_abs_logit_difference']:.2e}, same top class {check['same_top_class']:.2%}")
+    elif args.command == "data":
+        from regulab import data as data_lib
+        from regulab.datacheck import data_text, describe_data
+
+        cfg = make_config("seed", data=args.path, **{k: getattr(args, k) for k in DATA_SETTINGS})
+        if args.per_class < 1:
+            raise RegulabError(f"--per-class must be at least 1, not {args.per_class}")
+        raw = data_lib.load_for(cfg)
+        out = args.out or Path("runs") / f"data-{Path(args.path).name or 'data'}"
+        print(data_text(describe_data(raw, out, args.per_class)))
     elif args.command == "train":
         from regulab.training import train
 
@@ -263,10 +288,16 @@ def _run(args: argparse.Namespace) -> int:
             given = {k: v for k, v in overrides.items() if v is not None}
             cfg = make_config(preset, **{**from_file, **given})
             if args.dry_run:
+                import os
+
+                from regulab import data as data_lib
                 from regulab.models import model_summary
                 from regulab.training import build_model
 
-                print(to_toml(cfg).split("\n", 1)[1] + "\n" + model_summary(build_model(cfg)))
+                # The data decides the classes and image size; without any named, CIFAR-10's (no download).
+                raw = data_lib.load_for(cfg) if cfg.data or os.environ.get(data_lib.ENV_VAR) else None
+                shape = (len(raw.classes), raw.image_size) if raw else (len(data_lib.CLASSES), data_lib.CIFAR_SIZE)
+                print(to_toml(cfg).split("\n", 1)[1] + "\n" + model_summary(build_model(cfg, *shape), shape[1]))
                 return 0
             train(cfg, overwrite=args.overwrite)
         import torch.distributed as dist

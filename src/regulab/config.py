@@ -23,8 +23,16 @@ def setting(default, help: str):
 @dataclass
 class Config:
     # -- data: the seed's pipeline
-    data: str | None = setting(None, "CIFAR-10 to use: cifar-10-python.tar.gz, its extracted folder, or cifar10-mini "
-                               "(the bundled subset); default: $REGULAB_DATA, else the cache folder, else a download")
+    data: str | None = setting(None, "the images: a CIFAR-10 or CIFAR-100 archive (.tar.gz or its folder), a folder of "
+                               "class folders of images, cifar10-mini (bundled), or cifar10/cifar100 (cache, else "
+                               "download); default: $REGULAB_DATA, else CIFAR-10 from the cache folder, else a download")
+    image_size: int = setting(32, "image folders: the side every image is centre-cropped and resized to (CIFAR's "
+                              "images stay 32x32)")
+    labels: str = setting("fine", "CIFAR-100's classes: fine (100) or coarse (20)")
+    test_fraction: float = setting(0.2, "image folders without train/ and test/ folders: the stratified share of "
+                                   "each class held out as the test set, drawn by --split-seed")
+    skip_bad: bool = setting(False, "image folders: leave out files that are not readable images (and say how many) "
+                             "instead of stopping at the first")
     val_fraction: float = setting(0.3, "share of the 50,000 training images held out for validation, as the seed's "
                                   "train_test_split(test_size=0.3); 0 trains on all of them and validates on nothing")
     split_seed: int = setting(777, "seed of the train/validation split (the seed's random_state=777), so every run "
@@ -108,6 +116,8 @@ class Config:
         need(self.lr > 0, f"--lr must be positive, not {self.lr}")
         need(self.l2 >= 0, f"--l2 must be zero or positive, not {self.l2}")
         need(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), not {self.val_fraction}")
+        need(8 <= self.image_size <= 512, f"--image-size must be between 8 and 512 pixels, not {self.image_size}")
+        need(0 < self.test_fraction < 1, f"--test-fraction must be in (0, 1), not {self.test_fraction}")
         need(0 < self.train_fraction <= 1, f"--train-fraction must be in (0, 1], not {self.train_fraction}")
         need(self.threads >= 0, f"--threads must be 0 (default) or more, not {self.threads}")
         need(self.l1 >= 0 and self.weight_decay >= 0, "--l1 and --weight-decay must be zero or positive")
@@ -146,6 +156,7 @@ CHOICES = {
     "schedule": ("constant", "step", "cosine", "onecycle"),
     "monitor": ("val_acc", "val_loss"),
     "penalty_scope": ("seed", "all"),
+    "labels": ("fine", "coarse"),
 }
 AUGMENTATIONS = ("crop", "translate", "flip", "altflip", "cutout")
 # Settings `sweep` and `compare` decide per run themselves: no grid axis, no shared option.

@@ -1,13 +1,16 @@
-"""CIFAR-10: find it, read it safely, cache it, then split and normalize it as the seed does.
+"""The data: CIFAR-10, CIFAR-100 or a folder of your own images; found, read safely, cached,
+then split and normalized as the seed does.
 
-Where the data comes from, first match wins:
-  1. the `data` argument (`--data`): a python-version `.tar.gz`, an extracted
-     `cifar-10-batches-py/` folder, or `cifar10-mini` (the subset bundled with the package);
-  2. the REGULAB_DATA environment variable, read the same way;
-  3. the cache folder ($XDG_CACHE_HOME/regulab, else ~/.cache/regulab): the archive a download
-     left there, else the arrays of the archive parsed most recently through 1 or 2;
-  4. a download from the official URL, checked against the official md5.
-Whatever the source, the parsed uint8 arrays are cached so that later runs start in a second.
+What `--data` may be:
+  - a python-version CIFAR-10 or CIFAR-100 archive (`.tar.gz`) or its extracted folder; the two
+    are told apart by their files. CIFAR-100 has `--labels fine` (100 classes) or `coarse` (20);
+  - a folder of class folders of images (see `regulab.folders`);
+  - `cifar10-mini` (the subset bundled with the package), or `cifar10` / `cifar100`: the archive in
+    the cache folder, else a download from the official URL, checked against the official md5.
+Without `--data`: $REGULAB_DATA, read the same way; else CIFAR-10 from the cache folder
+($XDG_CACHE_HOME/regulab, else ~/.cache/regulab): the archive a download left there, else the
+arrays of the archive parsed most recently; else a download.
+Whatever the source, the decoded uint8 arrays are cached so that later runs start in a second.
 """
 
 from __future__ import annotations
@@ -30,29 +33,65 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from regulab import folders
 from regulab.errors import RegulabError
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
-ARCHIVE_NAME = "cifar-10-python.tar.gz"
-BATCH_DIR = "cifar-10-batches-py"
-TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-TEST_BATCH = "test_batch"
 MINI = "cifar10-mini"
 ENV_VAR = "REGULAB_DATA"
+CIFAR_SIZE = 32
 IMAGES_PER_BATCH = 10_000
 
 
+@dataclass(frozen=True)
+class CifarKind:
+    """What tells one python-version CIFAR archive from another, and where it is published."""
+
+    name: str
+    folder: str                 # the folder inside the archive
+    train_files: tuple[str, ...]
+    test_file: str
+    url: str
+    md5: str
+
+    @property
+    def archive(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*self.train_files, self.test_file) + (("meta",) if self.name == "cifar100" else ())
+
+
+CIFAR10 = CifarKind("cifar10", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch",
+                    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")
+CIFAR100 = CifarKind("cifar100", "cifar-100-python", ("train",), "test",
+                     "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")
+KINDS = {kind.name: kind for kind in (CIFAR10, CIFAR100)}
+# Names the tests and scripts use for CIFAR-10's layout.
+BATCH_DIR, TRAIN_BATCHES, TEST_BATCH = CIFAR10.folder, CIFAR10.train_files, CIFAR10.test_file
+ARCHIVE_NAME, OFFICIAL_URL, OFFICIAL_MD5 = CIFAR10.archive, CIFAR10.url, CIFAR10.md5
+
+
 @dataclass
-class Cifar10:
-    """Raw images as uint8 (N, 3, 32, 32), labels as int64 (N,), in the official order."""
+class ImageData:
+    """Raw images as uint8 (N, 3, S, S), labels as int64 (N,), in the source's order; the class
+    names; and what the loader decided on the user's behalf (`notes`, printed by every command)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    classes: tuple[str, ...] = CLASSES
+    notes: tuple[str, ...] = ()
+    found: folders.FolderImages | None = None  # a folder's sizes, modes and skipped files, for `regulab data`
+    train_files: list[str] | None = None       # a folder's file of each image, below the folder
+    test_files: list[str] | None = None
+
+    @property
+    def image_size(self) -> int:
+        return self.x_train.shape[-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,29 +137,39 @@ def _check_memo_indices(raw: bytes) -> None:
             raise pickle.UnpicklingError(f"refusing memo index {arg}")
 
 
-def _unpickle_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Parse one batch file and check it holds 10,000 32x32 RGB images with labels 0-9."""
+def _unpickle(raw: bytes, name: str, kind: str) -> dict:
+    """One pickled file of a CIFAR archive, as a dict, through the allow-listed unpickler."""
     try:
         _check_memo_indices(raw)
         with warnings.catch_warnings():  # a garbled dtype makes numpy warn before it fails
             warnings.simplefilter("ignore")
-            batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+            content = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except pickle.UnpicklingError as exc:
-        raise RegulabError(f"{name} is not a plain CIFAR-10 batch ({exc}); use an official copy of the archive") from None
+        raise RegulabError(f"{name} is not a plain {kind} file ({exc}); use an official copy of the archive") from None
     except Exception as exc:  # truncated or garbled pickles fail in many ways
         raise RegulabError(f"{name} is corrupt ({type(exc).__name__}); re-download the archive") from None
-    if not isinstance(batch, dict):
-        raise RegulabError(f"{name} holds a {type(batch).__name__}, not a CIFAR-10 batch; use an official copy of the archive")
-    images, labels = batch.get(b"data", batch.get("data")), batch.get(b"labels", batch.get("labels"))
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.shape != (IMAGES_PER_BATCH, 3072):
-        raise RegulabError(f"{name} does not hold 10,000 uint8 images of 3,072 values; re-download the archive")
+    if not isinstance(content, dict):
+        raise RegulabError(f"{name} holds a {type(content).__name__}, not a {kind} file; use an official copy of the archive")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in content.items()}
+
+
+def _images_and_labels(content: dict, name: str, images: int, label_key: str, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Check a batch holds `images` 32x32 RGB images and as many labels in 0..classes-1."""
+    data, labels = content.get("data"), content.get(label_key)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.shape != (images, 3072):
+        raise RegulabError(f"{name} does not hold {images:,} uint8 images of 3,072 values; re-download the archive")
     try:
         labels = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError):
         raise RegulabError(f"{name} has labels that are not integers; re-download the archive") from None
-    if labels.shape != (IMAGES_PER_BATCH,) or labels.min() < 0 or labels.max() > 9:
-        raise RegulabError(f"{name} does not hold 10,000 labels in 0-9; re-download the archive")
-    return images.reshape(-1, 3, 32, 32), labels
+    if labels.shape != (images,) or labels.min() < 0 or labels.max() >= classes:
+        raise RegulabError(f"{name} does not hold {images:,} labels in 0-{classes - 1}; re-download the archive")
+    return data.reshape(-1, 3, CIFAR_SIZE, CIFAR_SIZE), labels
+
+
+def _unpickle_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A CIFAR-10 batch file: 10,000 images with labels 0-9."""
+    return _images_and_labels(_unpickle(raw, name, "CIFAR-10 batch"), name, IMAGES_PER_BATCH, "labels", 10)
 
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
@@ -132,16 +181,18 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
         raise RegulabError(f"{archive} has a link or special file ({name!r}); use an official copy of the archive")
 
 
-def _read_tar(path: Path) -> dict[str, bytes]:
-    """Read the batch files straight from the archive in one streaming pass; nothing touches disk."""
-    wanted = {f"{BATCH_DIR}/{b}" for b in (*TRAIN_BATCHES, TEST_BATCH)}
-    files: dict[str, bytes] = {}
+def _read_tar(path: Path) -> dict[str, dict[str, bytes]]:
+    """The files of either CIFAR layout, by kind, straight from the archive in one streaming pass;
+    nothing touches disk."""
+    wanted = {f"{kind.folder}/{f}": (kind.name, f) for kind in KINDS.values() for f in kind.files}
+    files: dict[str, dict[str, bytes]] = {name: {} for name in KINDS}
     try:
         with tarfile.open(path, mode="r|*") as tar:
             for member in tar:
                 _check_member(member, path)
                 if member.isfile() and member.name in wanted:
-                    files[Path(member.name).name] = tar.extractfile(member).read()
+                    kind, name = wanted[member.name]
+                    files[kind][name] = tar.extractfile(member).read()
     except PermissionError:
         raise RegulabError(f"cannot read {path} (permission denied); check its permissions") from None
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
@@ -149,25 +200,46 @@ def _read_tar(path: Path) -> dict[str, bytes]:
     return files
 
 
-def _read_folder(path: Path) -> dict[str, bytes]:
-    folder = path / BATCH_DIR if (path / BATCH_DIR).is_dir() else path
-    return {f.name: f.read_bytes() for f in (folder / b for b in (*TRAIN_BATCHES, TEST_BATCH)) if f.is_file()}
+def _read_folder(path: Path) -> dict[str, dict[str, bytes]]:
+    files = {}
+    for kind in KINDS.values():
+        folder = path / kind.folder if (path / kind.folder).is_dir() else path
+        files[kind.name] = {f.name: f.read_bytes() for f in (folder / b for b in kind.files) if f.is_file()}
+    return files
 
 
-def read_archive(path: str | os.PathLike) -> Cifar10:
-    """Parse a python-version CIFAR-10 archive (.tar.gz or extracted folder) and validate it."""
+def read_archive(path: str | os.PathLike, labels: str = "fine") -> ImageData:
+    """Parse a python-version CIFAR-10 or CIFAR-100 archive (.tar.gz or extracted folder) and
+    validate it; CIFAR-100's `labels` are its 100 fine or 20 coarse classes."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise RegulabError(f"no CIFAR-10 data at {path}; pass --data with the path of "
-                           "cifar-10-python.tar.gz or its extracted folder")
-    files = _read_folder(path) if path.is_dir() else _read_tar(path)
-    missing = [b for b in (*TRAIN_BATCHES, TEST_BATCH) if b not in files]
+        raise RegulabError(f"no CIFAR data at {path}; pass --data with the path of cifar-10-python.tar.gz, "
+                           "cifar-100-python.tar.gz or an extracted folder")
+    found = _read_folder(path) if path.is_dir() else _read_tar(path)
+    kind = max(KINDS.values(), key=lambda k: len(found[k.name]))  # the layout with the most of its files present
+    files = found[kind.name]
+    missing = [f for f in kind.files if f not in files]
     if missing:
-        raise RegulabError(f"{path} lacks {', '.join(missing)}; it is not a complete python-version CIFAR-10 archive")
-    train = [_unpickle_batch(files[b], b) for b in TRAIN_BATCHES]
-    x_test, y_test = _unpickle_batch(files[TEST_BATCH], TEST_BATCH)
-    return Cifar10(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
-                   x_test, y_test, source=str(path))
+        what = "a complete python-version CIFAR-10 or CIFAR-100 archive" if not files else \
+            f"a complete python-version {kind.name.upper().replace('CIFAR', 'CIFAR-')} archive"
+        raise RegulabError(f"{path} lacks {', '.join(missing)}; it is not {what}")
+    if kind is CIFAR10:
+        if labels != "fine":
+            raise RegulabError(f"--labels {labels} applies to CIFAR-100 only; CIFAR-10 has one set of 10 classes")
+        train = [_unpickle_batch(files[b], b) for b in CIFAR10.train_files]
+        x_test, y_test = _unpickle_batch(files[CIFAR10.test_file], CIFAR10.test_file)
+        return ImageData(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
+                         x_test, y_test, source=str(path))
+    meta = _unpickle(files["meta"], "meta", "CIFAR-100 meta")
+    names = meta.get(f"{labels}_label_names")
+    if not isinstance(names, list) or not all(isinstance(n, bytes) for n in names):
+        raise RegulabError(f"meta lacks the {labels} class names; re-download the archive")
+    classes = tuple(n.decode("utf-8", "replace") for n in names)
+    split = {}
+    for name, images in (("train", 50_000), ("test", 10_000)):
+        content = _unpickle(files[name], name, "CIFAR-100")
+        split[name] = _images_and_labels(content, name, images, f"{labels}_labels", len(classes))
+    return ImageData(*split["train"], *split["test"], source=str(path), classes=classes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,27 +250,31 @@ def cache_dir() -> Path:
     return Path(root) / "regulab"
 
 
-def _cache_file(source: Path) -> Path:
+def _cache_file(source: Path, labels: str) -> Path:
     # Keyed by where the archive is and its size and age, so a replaced archive is parsed again.
     stat = source.stat()
     key = hashlib.sha1(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return cache_dir() / f"cifar10-{key}.npz"
+    # CIFAR-10 keeps its old names (no label set): an earlier version's cache stays valid.
+    return cache_dir() / (f"cifar10-{key}.npz" if labels == "fine" else f"cifar-{labels}-{key}.npz")
 
 
-def _load_cached(cache: Path) -> Cifar10 | None:
+def _load_cached(cache: Path) -> ImageData | None:
     try:
         with np.load(cache, allow_pickle=False) as z:
-            return Cifar10(**{k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}, source=str(cache))
+            classes = tuple(z["classes"]) if "classes" in z else CLASSES
+            return ImageData(**{k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}, source=str(cache),
+                             classes=classes)
     except Exception:
         return None  # an unreadable cache is only a lost shortcut: parse the archive again
 
 
-def _save_cached(data: Cifar10, cache: Path) -> None:
+def _save_cached(data: ImageData, cache: Path) -> None:
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            np.savez(f, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
+            np.savez(f, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test,
+                     classes=np.array(data.classes, str))
         os.replace(tmp, cache)
     except OSError:
         tmp.unlink(missing_ok=True)  # the cache is only a shortcut: a full or read-only disk is no error
@@ -231,38 +307,74 @@ def download(url: str, dest: Path, md5: str, progress: bool = True) -> Path:
     return dest
 
 
-def load_cifar10(data: str | os.PathLike | None = None, progress: bool = True) -> Cifar10:
-    """Find CIFAR-10 (see the module docstring for the order), parse it once, cache the arrays."""
+def load_data(data: str | os.PathLike | None = None, *, image_size: int = CIFAR_SIZE, labels: str = "fine",
+              test_fraction: float = 0.2, split_seed: int = 777, skip_bad: bool = False,
+              progress: bool = True) -> ImageData:
+    """The images `data` names (see the module docstring), with a train/test split: the source's,
+    or for a folder without one, a stratified `test_fraction` of each class drawn by `split_seed`."""
     data = data if data is not None else os.environ.get(ENV_VAR) or None
+    source = Path(data).expanduser() if data is not None and str(data) not in (MINI, *KINDS) else None
+    if source is not None and folders.is_image_folder(source):
+        return _from_folder(source, image_size, test_fraction, split_seed, skip_bad)
+    if image_size != CIFAR_SIZE:
+        raise RegulabError(f"--image-size {image_size}: CIFAR's images are 32x32 and are used as they are; "
+                           "--image-size applies to folders of images")
     if str(data) == MINI:
+        if labels != "fine":
+            raise RegulabError(f"--labels {labels} applies to CIFAR-100 only; {MINI} has CIFAR-10's 10 classes")
         return load_mini()
-    if data is not None:
-        source = Path(data).expanduser()
+    if source is not None and not source.exists():
+        raise RegulabError(f"no data at {source}; pass --data (or set {ENV_VAR}) to a CIFAR-10 or CIFAR-100 archive "
+                           f"(.tar.gz or its folder), a folder of class folders of images, or {MINI}")
+    if source is None:
+        kind = KINDS[str(data)] if data is not None else CIFAR10
+        source = cache_dir() / kind.archive
         if not source.exists():
-            raise RegulabError(f"no CIFAR-10 data at {source}; pass --data (or set {ENV_VAR}) to "
-                               f"cifar-10-python.tar.gz, its extracted folder, or {MINI}")
-    else:
-        source = cache_dir() / ARCHIVE_NAME
-        if not source.exists():
-            # The arrays an earlier --data or REGULAB_DATA run parsed, newest first, before any download.
-            for parsed in sorted(cache_dir().glob("cifar10-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
-                if (cached := _load_cached(parsed)) is not None:
-                    return cached
-            download(OFFICIAL_URL, source, OFFICIAL_MD5, progress)
-    cache = _cache_file(source)
+            if kind is CIFAR10:  # the arrays an earlier --data or REGULAB_DATA run parsed, newest first
+                for parsed in sorted(cache_dir().glob("cifar10-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
+                    if (cached := _load_cached(parsed)) is not None:
+                        return cached
+            download(kind.url, source, kind.md5, progress)
+    cache = _cache_file(source, labels)
     cached = _load_cached(cache) if cache.exists() else None
     if cached is not None:
         cached.source = str(source)
         return cached
-    parsed = read_archive(source)
+    parsed = read_archive(source, labels)
     _save_cached(parsed, cache)
     return parsed
+
+
+def _from_folder(root: Path, image_size: int, test_fraction: float, split_seed: int, skip_bad: bool) -> ImageData:
+    found = folders.load_folder(root, image_size, cache_dir() / "folders", skip_bad)
+    x, y, notes = found.pixels, found.labels, list(found.notes)
+    if (found.split < 0).any():  # no split of the user's own: hold one out, the same for every run
+        in_test = np.zeros(len(y), bool)
+        in_test[stratified_subset(y, test_fraction, split_seed)] = True
+        notes.append(f"no {root}/train and {root}/test folders: held out {test_fraction:.0%} of each class as the test set "
+                     f"(stratified, split seed {split_seed}): {(~in_test).sum():,} train, {in_test.sum():,} test images")
+    else:
+        in_test = found.split == 1
+    for i, name in enumerate(found.classes):
+        for where, mask in (("training", ~in_test), ("test", in_test)):
+            if not (y[mask] == i).any():
+                raise RegulabError(f"class {name!r} has no {where} images ({(y == i).sum()} in all); add images to "
+                                   f"{root}/{name}" + (" or lower --test-fraction" if where == "training" else ""))
+    files = np.array(found.files, dtype=object)
+    return ImageData(x[~in_test], y[~in_test], x[in_test], y[in_test], source=str(root), classes=found.classes,
+                     notes=tuple(notes), found=found, train_files=list(files[~in_test]), test_files=list(files[in_test]))
+
+
+def load_for(cfg, data: str | None = None, progress: bool = True) -> ImageData:
+    """The images a run's settings (a `Config`) name; `data` replaces its `data`."""
+    return load_data(data or cfg.data, image_size=cfg.image_size, labels=cfg.labels, test_fraction=cfg.test_fraction,
+                     split_seed=cfg.split_seed, skip_bad=cfg.skip_bad, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------
 # The bundled subset: real CIFAR-10 images stored as lossless WebP grids (scripts/make_mini.py)
 
-def load_mini() -> Cifar10:
+def load_mini() -> ImageData:
     assets = resources.files("regulab") / "assets"
     meta = json.loads((assets / "cifar10-mini.json").read_text())
     from PIL import Image
@@ -276,15 +388,15 @@ def load_mini() -> Cifar10:
         return np.ascontiguousarray(images[: len(labels)]), labels
 
     (x_train, y_train), (x_test, y_test) = grid("train"), grid("test")
-    return Cifar10(x_train, y_train, x_test, y_test, source=MINI)
+    return ImageData(x_train, y_train, x_test, y_test, source=MINI)
 
 
 def image_grid(images: np.ndarray, cols: int) -> np.ndarray:
-    """Tile uint8 (N, 3, 32, 32) images row by row into one (H, W, 3) picture, padding with black."""
-    rows = math.ceil(len(images) / cols)
-    padded = np.zeros((rows * cols, 3, 32, 32), np.uint8)
+    """Tile uint8 (N, 3, S, S) images row by row into one (H, W, 3) picture, padding with black."""
+    rows, size = math.ceil(len(images) / cols), images.shape[-1]
+    padded = np.zeros((rows * cols, 3, size, size), np.uint8)
     padded[: len(images)] = images
-    return padded.reshape(rows, cols, 3, 32, 32).transpose(0, 3, 1, 4, 2).reshape(rows * 32, cols * 32, 3)
+    return padded.reshape(rows, cols, 3, size, size).transpose(0, 3, 1, 4, 2).reshape(rows * size, cols * size, 3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +438,7 @@ def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def normalize(x: np.ndarray, mean, std) -> torch.Tensor:
-    """uint8 (N, 3, 32, 32) to float32, (x - mean) / std per channel."""
+    """uint8 (N, 3, S, S) to float32, (x - mean) / std per channel."""
     out = torch.from_numpy(x).float()
     out.sub_(torch.tensor(mean).view(1, 3, 1, 1)).div_(torch.tensor(std).view(1, 3, 1, 1))
     return out
@@ -342,9 +454,15 @@ class Splits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str
+    classes: tuple[str, ...] = CLASSES
+    notes: tuple[str, ...] = ()
+
+    @property
+    def image_size(self) -> int:
+        return self.train[0].shape[-1]
 
 
-def prepare(raw: Cifar10, val_fraction: float = 0.3, split_seed: int = 777, train_fraction: float = 1.0) -> Splits:
+def prepare(raw: ImageData, val_fraction: float = 0.3, split_seed: int = 777, train_fraction: float = 1.0) -> Splits:
     """The seed's pipeline: statistics over all training images, then the train/validation split;
     then, for a data-size study, a stratified `train_fraction` of the training part (the
     validation and test sets, and the normalization, stay as they are)."""
@@ -357,4 +475,9 @@ def prepare(raw: Cifar10, val_fraction: float = 0.3, split_seed: int = 777, trai
         train_idx, val_idx = split_indices(len(y_all), val_fraction, split_seed)
         val = (x_all[val_idx], y_all[val_idx])
     train_idx = torch.from_numpy(train_idx[stratified_subset(raw.y_train[train_idx], train_fraction, split_seed)])
-    return Splits((x_all[train_idx], y_all[train_idx]), val, test, mean, std, raw.source)
+    return Splits((x_all[train_idx], y_all[train_idx]), val, test, mean, std, raw.source, raw.classes, raw.notes)
+
+
+def splits_for(cfg) -> Splits:
+    """The normalized train, validation and test tensors of a run's settings (a `Config`)."""
+    return prepare(load_for(cfg), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)

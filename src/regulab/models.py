@@ -24,9 +24,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {}
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Make `fn` a model name (its name with - for _) for train, compare, sweep and presets.
 
-    `fn` returns an `nn.Module` taking (N, 3, 32, 32) images and returning class logits. It may
-    accept any of the lab's model options (`batch_norm`, `dropout_blocks`, `dropout_head`); an
-    option it does not accept is refused by name when a run switches it on. Its Conv2d and
+    `fn` returns an `nn.Module` taking (N, 3, S, S) images and returning class logits. It should
+    accept `num_classes` (and `image_size`, where its layers depend on it): the data decides them.
+    It may accept any of the lab's model options (`batch_norm`, `dropout_blocks`, `dropout_head`);
+    an option it does not accept is refused by name when a run switches it on. Its Conv2d and
     Linear kernels take the --l2/--l1 penalties with --penalty-scope all.
     """
     MODELS[fn.__name__.replace("_", "-")] = fn
@@ -71,10 +72,10 @@ def registered_here(name: str) -> bool:
     return fn is not None and fn.__module__ != __name__ and not fn.__module__.startswith("regulab_user_models_")
 
 
-def create_model(name: str, **options) -> nn.Module:
-    """The named model, given those of `options` its function takes. An option the model does
-    not take is refused when it is switched on: training without it and saying nothing would
-    measure something other than what was asked for."""
+def create_model(name: str, num_classes: int = 10, image_size: int = 32, **options) -> nn.Module:
+    """The named model for `num_classes` classes of `image_size` images, given those of `options`
+    its function takes. An option the model does not take is refused when it is switched on:
+    training without it and saying nothing would measure something other than what was asked for."""
     if name not in MODELS:
         raise unknown_name("model", name, MODELS, f"known: {', '.join(MODELS)}; a model of your own is registered with "
                            "@regulab.register_model, in a file passed as --model-file")
@@ -83,7 +84,29 @@ def create_model(name: str, **options) -> nn.Module:
     if refused:
         raise RegulabError(f"the {name} model does not take --{refused[0].replace('_', '-')}; drop it, or choose a model "
                            f"that does ({', '.join(m for m in MODELS if refused[0] in inspect.signature(MODELS[m]).parameters)})")
-    return MODELS[name](**{k: v for k, v in options.items() if k in takes})
+    shape = {k: v for k, v in (("num_classes", num_classes), ("image_size", image_size)) if k in takes}
+    model = MODELS[name](**shape, **{k: v for k, v in options.items() if k in takes})
+    _check_fits(model, name, num_classes, image_size)
+    return model
+
+
+@torch.no_grad()
+def _check_fits(model: nn.Module, name: str, num_classes: int, image_size: int) -> None:
+    """Refuse, in one line, a model that cannot take the data's images or has the wrong number of
+    outputs, rather than fail deep inside the first step (one tiny forward pass, in eval mode so
+    that no running statistic moves)."""
+    was_training = model.training
+    try:
+        logits = model.eval()(torch.zeros(2, 3, image_size, image_size))
+    except Exception as exc:  # a user's model can fail in any way; its first line says how
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RegulabError(f"the {name} model cannot take {image_size}x{image_size} images ({reason}); choose another "
+                           "--image-size (CIFAR's is 32)") from None
+    finally:
+        model.train(was_training)
+    if tuple(logits.shape) != (2, num_classes):
+        raise RegulabError(f"the {name} model gives {tuple(logits.shape[1:])} outputs per image, but the data has "
+                           f"{num_classes} classes; give its function a num_classes parameter")
 
 
 def model_summary(model: nn.Module, image_size: int = 32) -> str:
@@ -142,12 +165,17 @@ def regularized_kernels(model: nn.Module, scope: str = "all") -> list[torch.Tens
 
 
 @register_model
-def seed_cnn(num_classes: int = 10, batch_norm: bool = False, dropout_blocks: float = 0.0,
+def seed_cnn(num_classes: int = 10, image_size: int = 32, batch_norm: bool = False, dropout_blocks: float = 0.0,
              dropout_head: float = 0.0) -> nn.Module:
     """The notebook's network: three blocks of two 3x3 'same' convs and a 2x2 max-pool, then a
-    256-unit dense layer. The notebook's L2 sits on the second conv of each block and on the
-    dense layer (`seed_regularized`). Options: batch norm after each conv (before its ReLU),
-    dropout after each block and before the classifier."""
+    256-unit dense layer (its input sized by the image: 128 x 4 x 4 at CIFAR's 32x32). The
+    notebook's L2 sits on the second conv of each block and on the dense layer
+    (`seed_regularized`). Options: batch norm after each conv (before its ReLU), dropout after
+    each block and before the classifier."""
+    side = image_size // 8  # after three 2x2 poolings
+    if side < 1:
+        raise RegulabError(f"seed-cnn needs images of at least 8x8 pixels (three 2x2 poolings), not {image_size}x"
+                           f"{image_size}; pass --image-size 8 or more")
     layers: list[nn.Module] = []
     regularized: list[int] = []
 
@@ -167,7 +195,7 @@ def seed_cnn(num_classes: int = 10, batch_norm: bool = False, dropout_blocks: fl
         c_in = width
     layers.append(nn.Flatten())
     regularized.append(len(layers))
-    layers += [nn.Linear(128 * 4 * 4, 256), nn.ReLU(inplace=True)]
+    layers += [nn.Linear(128 * side * side, 256), nn.ReLU(inplace=True)]
     layers.extend([nn.Dropout(dropout_head)] if dropout_head else [])
     layers.append(nn.Linear(256, num_classes))
     model = keras_init_(nn.Sequential(*layers))

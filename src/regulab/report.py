@@ -393,15 +393,19 @@ weights, chosen on validation; the test set chose nothing. Precision: {html.esca
 def plot_confusion(confusion, classes, path: Path, title: str = "") -> Path:
     """Counts of true (rows) against predicted (columns) classes, each row shaded by its share."""
     shares = confusion / confusion.sum(1, keepdims=True).clip(min=1)
-    fig = Figure(figsize=(7.5, 6.5), layout="constrained")
+    k = len(classes)
+    side = max(6.5, 0.16 * k)  # CIFAR-100's 100 classes need room for their names
+    fig = Figure(figsize=(side + 1, side), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    for t in range(len(classes)):
-        for p in range(len(classes)):
-            ax.text(p, t, str(int(confusion[t, p])), ha="center", va="center", fontsize=8,
-                    color="white" if shares[t, p] > 0.5 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
+    if k <= 20:  # beyond that the counts are too small to read; the shading tells
+        for t in range(k):
+            for p in range(k):
+                ax.text(p, t, str(int(confusion[t, p])), ha="center", va="center", fontsize=8,
+                        color="white" if shares[t, p] > 0.5 else "black")
+    fontsize = 10 if k <= 20 else 5
+    ax.set_xticks(range(k), classes, rotation=45 if k <= 20 else 90, ha="right" if k <= 20 else "center", fontsize=fontsize)
+    ax.set_yticks(range(k), classes, fontsize=fontsize)
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
     fig.colorbar(image, ax=ax, label="share of the true class")
     fig.savefig(path, dpi=110)
@@ -428,6 +432,27 @@ def plot_reliability(calibration: dict, path: Path, title: str = "") -> Path:
     bottom.bar(centres, [c / total for c in calibration["count"]], width=1 / bins, color="grey", edgecolor="white")
     bottom.set(xlabel="confidence (top-class probability)", ylabel="share")
     fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_samples(images, labels, classes: list[str], path: Path, per_class: int = 8, title: str = "") -> Path:
+    """Up to `per_class` images of every class, a row each, the class name at the left."""
+    import numpy as np
+
+    rows = len(classes)
+    fig = Figure(figsize=(per_class * 0.7 + 1.6, rows * 0.7 + 0.5), layout="constrained")
+    axes = fig.subplots(rows, per_class, squeeze=False)
+    for i, name in enumerate(classes):
+        picked = np.flatnonzero(labels == i)[:per_class]
+        for j, ax in enumerate(axes[i]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_frame_on(False)
+            if j < len(picked):
+                ax.imshow(images[picked[j]].transpose(1, 2, 0), interpolation="nearest")
+        axes[i][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title or f"first {per_class} training images of each class", fontsize=10)
+    fig.savefig(path, dpi=100)
     return path
 
 

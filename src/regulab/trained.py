@@ -1,9 +1,10 @@
 """Using a trained run: evaluate it on the test set, predict classes of your own images, and
-export it to ONNX. Every command reads the run folder alone: its config, the normalization its
-training used (metrics.json) and its best weights."""
+export it to ONNX. Every command reads the run folder alone: its config, what its training data
+was (metrics.json: the normalization, the class names, the image size) and its best weights."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,23 +19,27 @@ from regulab import data as data_lib
 from regulab.config import Config
 from regulab.errors import RegulabError
 from regulab.evaluation import reliability, tta_logits
+from regulab.folders import IMAGE_SUFFIXES, BadImage, is_image_folder, to_rgb_square
+from regulab.folders import read_image as read_image_file
 from regulab.report import plot_confusion, plot_mistakes, plot_reliability
 from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir, atomic_write
 from regulab.training import build_model
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 EVALUATION, CONFUSION, MISTAKES, RELIABILITY = "evaluation.json", "confusion.png", "misclassified.png", "reliability.png"
 
 
 @dataclass
 class TrainedRun:
-    """A finished run's model (best weights, eval mode, fp32 on the CPU) and its input statistics."""
+    """A finished run's model (best weights, eval mode, fp32 on the CPU), its input statistics,
+    class names and image size."""
 
     path: Path
     config: Config
     model: torch.nn.Module
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    classes: tuple[str, ...]
+    image_size: int
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainedRun":
@@ -43,14 +48,30 @@ class TrainedRun:
         if not run.finished():
             raise RegulabError(f"{run.path} holds no finished run (no {METRICS}); finish it first: "
                                f"regulab train --resume {run.path}")
-        config = run.read_config()
-        model = build_model(config)
+        config, metrics = run.read_config(), run.read_json(METRICS)
+        # Runs from before image folders were read (no classes recorded) trained on CIFAR-10.
+        classes = tuple(metrics.get("classes", data_lib.CLASSES))
+        image_size = metrics.get("image_size", data_lib.CIFAR_SIZE)
+        model = build_model(config, len(classes), image_size)
         model.load_state_dict(run.load_weights(BEST_WEIGHTS, model))
-        normalization = run.read_json(METRICS)["normalization"]
-        return cls(run.path, config, model.eval(), tuple(normalization["mean"]), tuple(normalization["std"]))
+        normalization = metrics["normalization"]
+        return cls(run.path, config, model.eval(), tuple(normalization["mean"]), tuple(normalization["std"]),
+                   classes, image_size)
+
+    def test_data(self, data: str | None = None) -> data_lib.ImageData:
+        """The test images of the run's own data (or of `data`), checked to have the run's classes."""
+        settings = self.config
+        if data is not None and not is_image_folder(Path(data)):  # CIFAR comes at its own size; the check below tells
+            settings = dataclasses.replace(settings, image_size=data_lib.CIFAR_SIZE)
+        raw = data_lib.load_for(settings, data)
+        if raw.classes != self.classes or raw.image_size != self.image_size:
+            raise RegulabError(f"{raw.source} has {len(raw.classes)} classes of {raw.image_size}x{raw.image_size} images, "
+                               f"but {self.path} was trained on {len(self.classes)} classes of {self.image_size}x"
+                               f"{self.image_size}; evaluate it on data with the same classes")
+        return raw
 
     def normalize(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (N, 3, 32, 32) images as the model saw its training data."""
+        """uint8 (N, 3, S, S) images as the model saw its training data."""
         return data_lib.normalize(images, self.mean, self.std)
 
     @torch.no_grad()
@@ -70,18 +91,19 @@ def evaluate_run(path: str | os.PathLike, data: str | None = None, tta: int | No
     """Test-set accuracy and loss, per-class precision/recall/F1, the confusion matrix and the
     most confused pairs; writes evaluation.json, confusion.png and misclassified.png."""
     trained = TrainedRun.load(path)
-    raw = data_lib.load_cifar10(data or trained.config.data)
+    raw = trained.test_data(data)
+    classes = trained.classes
     probs = trained.probabilities(trained.normalize(raw.x_test), tta)
     labels = torch.from_numpy(raw.y_test)
     predicted = probs.argmax(1)
-    k = len(data_lib.CLASSES)
+    k = len(classes)
     confusion = torch.bincount(labels * k + predicted, minlength=k * k).view(k, k)  # rows: true, columns: predicted
     hits = confusion.diag().double()
     precision = hits / confusion.sum(0).clamp(min=1)
     recall = hits / confusion.sum(1).clamp(min=1)
     f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
     per_class = [{"class": name, "images": int(confusion[i].sum()), "precision": float(precision[i]),
-                  "recall": float(recall[i]), "f1": float(f1[i])} for i, name in enumerate(data_lib.CLASSES)]
+                  "recall": float(recall[i]), "f1": float(f1[i])} for i, name in enumerate(classes)]
     off_diagonal = confusion.clone().fill_diagonal_(0)
     pairs = sorted(((int(off_diagonal[t, p]), t, p) for t in range(k) for p in range(k) if off_diagonal[t, p]), reverse=True)
     result = {
@@ -90,17 +112,17 @@ def evaluate_run(path: str | os.PathLike, data: str | None = None, tta: int | No
         "loss": float(torch.nn.functional.nll_loss(probs.clamp(min=1e-12).log(), labels)),
         "ece": None, "reliability": reliability(probs.max(1).values, predicted == labels),
         "per_class": per_class,
-        "most_confused": [{"true": data_lib.CLASSES[t], "predicted": data_lib.CLASSES[p], "count": n} for n, t, p in pairs[:5]],
-        "confusion": confusion.tolist(), "classes": list(data_lib.CLASSES),
+        "most_confused": [{"true": classes[t], "predicted": classes[p], "count": n} for n, t, p in pairs[:5]],
+        "confusion": confusion.tolist(), "classes": list(classes),
     }
     result["ece"] = result["reliability"]["ece"]
     RunDir(trained.path).write_json(EVALUATION, result)
     plot_reliability(result["reliability"], trained.path / RELIABILITY, title=f"{trained.path.name}: test set")
-    plot_confusion(confusion.numpy(), data_lib.CLASSES, trained.path / CONFUSION, title=f"{trained.path.name}: test set")
+    plot_confusion(confusion.numpy(), classes, trained.path / CONFUSION, title=f"{trained.path.name}: test set")
     wrong = (predicted != labels).nonzero().squeeze(1)
     wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][:48]  # the most confident mistakes first
-    plot_mistakes(raw.x_test[wrong.numpy()], [data_lib.CLASSES[i] for i in labels[wrong]],
-                  [data_lib.CLASSES[i] for i in predicted[wrong]], probs[wrong].max(1).values.tolist(),
+    plot_mistakes(raw.x_test[wrong.numpy()], [classes[i] for i in labels[wrong]],
+                  [classes[i] for i in predicted[wrong]], probs[wrong].max(1).values.tolist(),
                   trained.path / MISTAKES)
     return result
 
@@ -135,34 +157,16 @@ def image_files(inputs: list[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def square_32(image) -> np.ndarray:
-    """A PIL image as uint8 (3, 32, 32): the centred square, resized (CIFAR's images are square,
-    and squashing a wide photo would distort what the net knows)."""
-    from PIL import Image
-
-    image = image.convert("RGB")
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    image = image.crop((left, top, left + side, top + side)).resize((32, 32), Image.Resampling.LANCZOS)
-    return np.asarray(image).transpose(2, 0, 1).copy()
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Any image file Pillow reads, as `square_32` makes it."""
-    from PIL import Image, UnidentifiedImageError
-
+def read_image(path: Path, size: int) -> np.ndarray:
+    """Any image file Pillow reads, as training images are made (`folders.to_rgb_square`)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return square_32(image)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        reason = "not an image format Pillow knows" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
-        raise RegulabError(f"{path} is not a readable image ({reason}); pass PNG, JPEG, BMP, GIF, WebP or TIFF files") from None
+        return read_image_file(path, size)[0]
+    except BadImage as exc:
+        raise RegulabError(f"{path} is not a readable image ({exc}); pass PNG, JPEG, BMP, GIF, WebP or TIFF files") from None
 
 
-def as_images(inputs: list) -> tuple[list[str], np.ndarray]:
-    """Names and uint8 (N, 3, 32, 32) pixels of image files, folders of them, PIL images, or
+def as_images(inputs: list, size: int) -> tuple[list[str], np.ndarray]:
+    """Names and uint8 (N, 3, size, size) pixels of image files, folders of them, PIL images, or
     uint8 arrays of shape (H, W, 3) or (H, W)."""
     from PIL import Image
 
@@ -170,29 +174,29 @@ def as_images(inputs: list) -> tuple[list[str], np.ndarray]:
     for i, item in enumerate(inputs):
         if isinstance(item, Image.Image):
             names.append(f"image {i}")
-            images.append(square_32(item))
+            images.append(to_rgb_square(item, size))
         elif isinstance(item, np.ndarray):
             if item.dtype != np.uint8 or item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (3, 4)):
                 raise RegulabError(f"image {i}: an array must be uint8 of shape (H, W), (H, W, 3) or (H, W, 4), "
                                    f"not {item.dtype} {item.shape}")
             names.append(f"image {i}")
-            images.append(square_32(Image.fromarray(item)))
+            images.append(to_rgb_square(Image.fromarray(item), size))
         else:
             for file in image_files([item]):
                 names.append(str(file))
-                images.append(read_image(file))
+                images.append(read_image(file, size))
     return names, np.stack(images)
 
 
 def predict(path: str | os.PathLike, inputs: list, top: int = 3) -> list[dict]:
     """Top-`top` classes with probabilities for each image (see `as_images` for what an image may be)."""
-    if not 1 <= top <= len(data_lib.CLASSES):
-        raise RegulabError(f"--top must be between 1 and {len(data_lib.CLASSES)}, not {top}")
     trained = TrainedRun.load(path)
-    names, images = as_images(inputs)
+    if not 1 <= top <= len(trained.classes):
+        raise RegulabError(f"--top must be between 1 and {len(trained.classes)} (the run's classes), not {top}")
+    names, images = as_images(inputs, trained.image_size)
     probs = trained.probabilities(trained.normalize(images))
     values, indices = probs.topk(top, dim=1)
-    return [{"file": name, "top": [{"class": data_lib.CLASSES[i], "probability": round(float(p), 6)}
+    return [{"file": name, "top": [{"class": trained.classes[i], "probability": round(float(p), 6)}
                                    for p, i in zip(v, ix)]} for name, v, ix in zip(names, values, indices)]
 
 
@@ -215,7 +219,8 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None, c
         raise RegulabError("export needs the ONNX packages; install them: pip install 'regulab[onnx]'") from None
     trained = TrainedRun.load(path)
     target = Path(out) if out else trained.path / "model.onnx"
-    example = torch.zeros(2, 3, 32, 32)
+    size = trained.image_size
+    example = torch.zeros(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1)
     onnx_log = logging.getLogger("torch.onnx")  # it notes every optional package it did not find
     level, onnx_log.level = onnx_log.level, logging.ERROR
@@ -227,19 +232,21 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None, c
     atomic_write(target, program.model_proto.SerializeToString())
     card = {
         "model": target.name, "trained_in": str(trained.path), "architecture": trained.config.model,
-        "input": {"name": "image", "shape": ["batch", 3, 32, 32], "dtype": "float32", "layout": "NCHW, RGB"},
+        "input": {"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32", "layout": "NCHW, RGB"},
         "normalization": {"formula": "image = (pixel - mean) / std, per channel, pixel in 0-255",
                           "mean": list(trained.mean), "std": list(trained.std)},
-        "output": {"name": "logits", "shape": ["batch", 10], "note": "softmax over axis 1 gives class probabilities; "
+        "output": {"name": "logits", "shape": ["batch", len(trained.classes)],
+                   "note": "softmax over axis 1 gives class probabilities; "
                    "no test-time augmentation inside"},
-        "classes": list(data_lib.CLASSES),
+        "classes": list(trained.classes), "image_size": size,
+        "preprocessing": "RGB (grey replicated, transparency on white), centred square, resized with Lanczos",
     }
     try:
         import onnxruntime
     except ImportError:
         card["check"] = "onnxruntime not installed: outputs not compared"
     else:
-        raw = data_lib.load_cifar10(trained.config.data)
+        raw = trained.test_data()
         x = trained.normalize(raw.x_test[:check_images])
         session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
         onnx_logits = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])

@@ -57,12 +57,12 @@ from regulab.tracking import Trackers
 from regulab.tracking import check_available as check_tracking
 
 
-def build_model(cfg: Config) -> nn.Module:
-    """The network `cfg` describes, freshly initialized (from the run's own model file, checked
-    unchanged, where it has one)."""
+def build_model(cfg: Config, classes: int = len(data_lib.CLASSES), image_size: int = data_lib.CIFAR_SIZE) -> nn.Module:
+    """The network `cfg` describes for the data's number of classes and image size, freshly
+    initialized (from the run's own model file, checked unchanged, where it has one)."""
     if cfg.model_file:
         use_model_file(cfg.model_file, cfg.model_file_sha256)
-    return create_model(cfg.model, batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks,
+    return create_model(cfg.model, classes, image_size, batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks,
                         dropout_head=cfg.dropout_head)
 
 
@@ -89,7 +89,7 @@ class TrainState:
             "history", "best_score", "best_epoch")
 
     @classmethod
-    def start(cls, cfg: Config, model: nn.Module, x_train: torch.Tensor) -> "TrainState":
+    def start(cls, cfg: Config, model: nn.Module, x_train: torch.Tensor, classes: int) -> "TrainState":
         """A fresh state for `model`, moved to the training data's device."""
         model.to(x_train.device, memory_format=torch.channels_last)
         if cfg.whiten:  # from training images only; deterministic, so a resumed run rebuilds the same layer
@@ -98,7 +98,7 @@ class TrainState:
             model, build_optimizer(cfg, model),
             AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None,
             Lookahead(cfg.lookahead) if cfg.lookahead else None,
-            BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, seed=cfg.seed),
+            BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, classes, seed=cfg.seed),
             torch.Generator().manual_seed(cfg.seed), [])
 
     @property
@@ -266,6 +266,17 @@ def validate(state: TrainState, cfg: Config, splits: data_lib.Splits, precision:
 # ---------------------------------------------------------------------------------------------
 # The run
 
+def check_fits_images(cfg: Config, image_size: int) -> None:
+    """Refuse augmentation sizes that make no sense at this image size (set for CIFAR's 32x32)."""
+    ops = cfg.augment.split(",")
+    if "cutout" in ops and cfg.cutout_size >= image_size:
+        raise RegulabError(f"--cutout-size {cfg.cutout_size} would blank whole {image_size}x{image_size} images; pass "
+                           f"--cutout-size {max(1, image_size // 4)} (a quarter of the side, as 8 is of CIFAR's 32)")
+    if {"crop", "translate"} & set(ops) and cfg.crop_pad >= image_size // 2:
+        raise RegulabError(f"--crop-pad {cfg.crop_pad} would shift {image_size}x{image_size} images by half their side or "
+                           f"more; pass --crop-pad {max(1, image_size // 8)} (an eighth of the side, as 4 is of CIFAR's 32)")
+
+
 def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = False, resume: bool = False,
           log=print, progress: bool | None = None) -> dict:
     """Train as `cfg` says, write the run folder, and return the final metrics.
@@ -276,8 +287,13 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     started_run = time.perf_counter()
     cfg.validate()
     check_tracking(cfg)
+    # Everything that can fail on the user's input fails before the run folder exists, so a run
+    # that cannot start leaves nothing behind.
+    if splits is None:
+        splits = data_lib.splits_for(cfg)
+    check_fits_images(cfg, splits.image_size)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg)  # before anything is written: the name or an option may be wrong
+    model = build_model(cfg, len(splits.classes), splits.image_size)
     if cfg.whiten and not hasattr(model, "whiten_"):
         raise RegulabError(f"--whiten needs a model with a whitening layer, such as fast-net; {cfg.model} has none")
     if (cfg.l2 or cfg.l1) and cfg.penalty_scope == "seed" and not hasattr(model, "seed_regularized"):
@@ -290,10 +306,6 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
             device = torch.device("cuda", workers.local_rank)
         if not workers.main:
             log, progress = (lambda *_: None), False
-    # Everything that can fail on the user's input fails before the run folder exists, so a run
-    # that cannot start leaves nothing behind.
-    if splits is None:
-        splits = data_lib.prepare(data_lib.load_cifar10(cfg.data), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
     init_weights = RunDir(cfg.init_from).load_weights(BEST_WEIGHTS, model) if cfg.init_from and not resume else None
     checkpoint = TrainState.read(RunDir(cfg.out)) if resume else None
     # The main worker makes (or reopens) the folder and holds it; the others learn where.
@@ -326,7 +338,7 @@ def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Split
     if init_weights is not None:
         model.load_state_dict(init_weights)
         log(f"starting from the weights of {cfg.init_from} ({BEST_WEIGHTS})")
-    state = TrainState.start(cfg, model, x_train)
+    state = TrainState.start(cfg, model, x_train, len(splits.classes))
     # Under torchrun, DDP averages the workers' gradients; `state.model` stays the plain network.
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if workers.size > 1 else model
@@ -352,6 +364,8 @@ def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Split
         if workers.size > 1:
             log(f"data-parallel: {workers.size} workers ({dist.get_backend()}), each {cfg.batch_size // workers.size} "
                 f"of every batch of {cfg.batch_size}")
+        for note in splits.notes:
+            log(f"note: {note}")
         if splits.val is None:
             log(f"training on all {n_train:,} training images with no validation set; the {len(splits.test[1]):,} "
                 "test images are used once, after training, and choose nothing")
@@ -383,7 +397,8 @@ def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Split
             median_images_per_s=statistics.median(r["images_per_s"] for r in state.history),
             peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-            normalization={"mean": splits.mean, "std": splits.std, "scale": "0-255"})
+            normalization={"mean": splits.mean, "std": splits.std, "scale": "0-255"},
+            classes=list(splits.classes), image_size=splits.image_size)
         plot_curves(state.history, run.path / CURVES, title=run_title(vars(cfg)))
         run.write_json(METRICS, metrics)  # written last: its presence marks the run finished
         trackers.finish(metrics, [run.path / CURVES, run.path / METRICS, run.path / CONFIG_TOML])

@@ -1,0 +1,75 @@
+"""A folder of your own photos, loaded the first time (decoded on every core) and the second
+(from the uint8 cache): seconds each, and their ratio.
+
+The photos are real CIFAR-10 images enlarged to 128x128 and saved as JPEG (quality 90), a
+class folder each, so decoding costs what a folder of small photos costs. Each load is a fresh
+`regulab data` process, the command a user would run first; the cache folder starts empty.
+
+    python bench/folder_cache.py --images 10000 [--data cifar10-mini] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from regulab.data import load_data
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_photos(root: Path, n: int, data: str | None) -> None:
+    raw = load_data(data)
+    x, y = np.concatenate([raw.x_train, raw.x_test]), np.concatenate([raw.y_train, raw.y_test])
+    for i in range(n):  # the source repeats when it has fewer than n images
+        image = Image.fromarray(x[i % len(x)].transpose(1, 2, 0)).resize((128, 128), Image.Resampling.BICUBIC)
+        folder = root / raw.classes[y[i % len(y)]]
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def timed_load(root: Path, cache: Path) -> float:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "regulab", "data", str(root), "--out", str(cache / "report")], env=env,
+                   check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--data", help="where the pictures come from (default: $REGULAB_DATA, else CIFAR-10's cache)")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "photos"
+        write_photos(root, args.images, args.data)
+        first, second = [], []
+        for repeat in range(args.repeats):
+            cache = Path(tmp) / f"cache{repeat}"  # empty: the first load decodes
+            first.append(timed_load(root, cache))
+            second.append(timed_load(root, cache))
+    row = {"images": args.images, "photo_size": "128x128 JPEG", "image_size": 32, "cores": os.cpu_count(),
+           "first_load_s": statistics.median(first), "second_load_s": statistics.median(second),
+           "first_each": first, "second_each": second}
+    row["ratio"] = row["first_load_s"] / row["second_load_s"]
+    print(f"{'images':>7} {'first load (decode) s':>22} {'second load (cache) s':>22} {'ratio':>6}")
+    print(f"{row['images']:>7,} {row['first_load_s']:>22.1f} {row['second_load_s']:>22.1f} {row['ratio']:>6.1f}")
+    print("(each a whole `regulab data` process, median of", args.repeats, "; the report it writes included)")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "folder_cache.json").write_text(json.dumps(row, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

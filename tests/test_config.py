@@ -1,8 +1,6 @@
 """A run described by one TOML file: read, written beside every run, and repeated from it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -21,7 +19,7 @@ def test_toml_round_trip_keeps_every_setting(tmp_path):
 
 def test_train_from_a_config_file_with_overrides_then_repeat_from_the_run(tmp_path, capsys):
     (tmp_path / "my.toml").write_text('preset = "seed-dropout"\ndata = "cifar10-mini"\nepochs = 1\nbatch_size = 128\n'
-                                      'dropout_head = 0.25\n')
+                                      'dropout_head = 0.25\ntrain_fraction = 0.25\n')
     first = tmp_path / "first"
     assert main(["train", "--config", str(tmp_path / "my.toml"), "--batch-size", "256", "--out", str(first)]) == 0
     saved = json.loads((first / "config.json").read_text())
@@ -44,15 +42,16 @@ def test_train_from_a_config_file_with_overrides_then_repeat_from_the_run(tmp_pa
     ("lr = true\n", "lr must be float, not bool"),
     ("epochs = \n", "is not valid TOML"),
 ])
-def test_bad_config_files_are_one_line_errors(tmp_path, text, message):
+def test_bad_config_files_are_one_line_errors(tmp_path, text, message, capsys):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(RegulabError, match=message):
         read_toml(path)
-    result = subprocess.run([sys.executable, "-m", "regulab", "train", "--config", str(path)], capture_output=True, text=True)
-    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert main(["train", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
     if "epocs" in text:
-        assert "did you mean 'epochs'?" in result.stderr
+        assert "did you mean 'epochs'?" in err
 
 
 def test_missing_config_file(tmp_path):

@@ -76,6 +76,16 @@ def create_model(name: str, num_classes: int = 10, image_size: int = 32, **optio
     """The named model for `num_classes` classes of `image_size` images, given those of `options`
     its function takes. An option the model does not take is refused when it is switched on:
     training without it and saying nothing would measure something other than what was asked for."""
+    takes = check_model(name, **options)
+    shape = {k: v for k, v in (("num_classes", num_classes), ("image_size", image_size)) if k in takes}
+    model = MODELS[name](**shape, **{k: v for k, v in options.items() if k in takes})
+    _check_fits(model, name, num_classes, image_size)
+    return model
+
+
+def check_model(name: str, **options) -> dict:
+    """Refuse an unknown model name, or an option switched on that the model does not take (before
+    any data is loaded); the parameters its function takes."""
     if name not in MODELS:
         raise unknown_name("model", name, MODELS, f"known: {', '.join(MODELS)}; a model of your own is registered with "
                            "@regulab.register_model, in a file passed as --model-file")
@@ -84,10 +94,7 @@ def create_model(name: str, num_classes: int = 10, image_size: int = 32, **optio
     if refused:
         raise RegulabError(f"the {name} model does not take --{refused[0].replace('_', '-')}; drop it, or choose a model "
                            f"that does ({', '.join(m for m in MODELS if refused[0] in inspect.signature(MODELS[m]).parameters)})")
-    shape = {k: v for k, v in (("num_classes", num_classes), ("image_size", image_size)) if k in takes}
-    model = MODELS[name](**shape, **{k: v for k, v in options.items() if k in takes})
-    _check_fits(model, name, num_classes, image_size)
-    return model
+    return takes
 
 
 @torch.no_grad()

@@ -36,7 +36,7 @@ from regulab.augment import BatchAugment
 from regulab.config import Config, to_toml
 from regulab.errors import RegulabError, TrainingStopped
 from regulab.evaluation import Scores, autocast, evaluate
-from regulab.models import create_model, kernel_penalty, use_model_file
+from regulab.models import check_model, create_model, kernel_penalty, use_model_file
 from regulab.optim import Lookahead, build_optimizer, lr_factor
 from regulab.parallel import Workers, join_workers
 from regulab.report import epoch_line, plot_curves, run_title
@@ -57,13 +57,18 @@ from regulab.tracking import Trackers
 from regulab.tracking import check_available as check_tracking
 
 
-def build_model(cfg: Config, classes: int = len(data_lib.CLASSES), image_size: int = data_lib.CIFAR_SIZE) -> nn.Module:
+def build_model(cfg: Config, classes: int = len(data_lib.CLASSES), image_size: int = data_lib.CIFAR_SIZE,
+                check_only: bool = False) -> nn.Module | None:
     """The network `cfg` describes for the data's number of classes and image size, freshly
-    initialized (from the run's own model file, checked unchanged, where it has one)."""
+    initialized (from the run's own model file, checked unchanged, where it has one).
+    `check_only` checks the model's name and options alone, before the data is known."""
     if cfg.model_file:
         use_model_file(cfg.model_file, cfg.model_file_sha256)
-    return create_model(cfg.model, classes, image_size, batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks,
-                        dropout_head=cfg.dropout_head)
+    options = dict(batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks, dropout_head=cfg.dropout_head)
+    if check_only:
+        check_model(cfg.model, **options)
+        return None
+    return create_model(cfg.model, classes, image_size, **options)
 
 
 def default_out(cfg: Config) -> Path:
@@ -287,6 +292,7 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     started_run = time.perf_counter()
     cfg.validate()
     check_tracking(cfg)
+    build_model(cfg, check_only=True)  # a wrong model name or option, before any data is read (or downloaded)
     # Everything that can fail on the user's input fails before the run folder exists, so a run
     # that cannot start leaves nothing behind.
     if splits is None:

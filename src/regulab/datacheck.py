@@ -8,6 +8,7 @@ every class. Written as data.json and samples.png, and printed.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -58,8 +59,6 @@ def describe_data(raw: data_lib.ImageData, out: Path, per_class: int = 8) -> dic
     out.mkdir(parents=True, exist_ok=True)
     summary["samples"] = str(plot_samples(raw.x_train, raw.y_train, list(raw.classes), out / SAMPLES, per_class,
                                           title=f"{Path(raw.source).name}: first {per_class} training images per class"))
-    import json
-
     atomic_write(out / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 

@@ -269,15 +269,8 @@ def _load_cached(cache: Path) -> ImageData | None:
 
 
 def _save_cached(data: ImageData, cache: Path) -> None:
-    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.savez(f, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test,
+    folders.save_npz(cache, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test,
                      classes=np.array(data.classes, str))
-        os.replace(tmp, cache)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # the cache is only a shortcut: a full or read-only disk is no error
 
 
 def download(url: str, dest: Path, md5: str, progress: bool = True) -> Path:

@@ -291,18 +291,24 @@ def _decode(root: Path, found: list, classes: tuple[str, ...], size: int, notes:
         notes=notes)
 
 
-def _save_cached(images: FolderImages, cache_file: Path) -> None:
-    tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
-    sizes = np.array([[w, h, n] for (w, h), n in images.sizes.items()], np.int64).reshape(-1, 3)
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write a cache file through a temp file renamed into place, so a reader never sees half of
+    one; a full or read-only disk is no error, the cache being only a shortcut."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            np.savez(f, pixels=images.pixels, labels=images.labels, split=images.split, files=np.array(images.files, str),
-                     sizes=sizes, modes=np.array([f"{m}|{n}" for m, n in images.modes.items()], str),
-                     skipped=np.array(images.skipped, str))
-        os.replace(tmp, cache_file)
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
     except OSError:
-        tmp.unlink(missing_ok=True)  # the cache is only a shortcut: a full or read-only disk is no error
+        tmp.unlink(missing_ok=True)
+
+
+def _save_cached(images: FolderImages, cache_file: Path) -> None:
+    sizes = np.array([[w, h, n] for (w, h), n in images.sizes.items()], np.int64).reshape(-1, 3)
+    save_npz(cache_file, pixels=images.pixels, labels=images.labels, split=images.split, files=np.array(images.files, str),
+             sizes=sizes, modes=np.array([f"{m}|{n}" for m, n in images.modes.items()], str),
+             skipped=np.array(images.skipped, str))
 
 
 def _load_cached(cache_file: Path, classes: tuple[str, ...], notes: list[str]) -> FolderImages | None:

@@ -1,11 +1,12 @@
-"""Where the fast preset's time goes: data, forward, backward, optimizer step, and evaluation.
+"""Where a fast preset's time goes: data, forward, backward, optimizer step, and evaluation.
 
-    python bench/fast_profile.py [--steps 30] [--data PATH]
+    python bench/fast_profile.py [--preset fast] [--steps 30] [--data PATH]
 
 Runs the preset's own pieces (model, whitening, optimizer, augmentation, precision) for
 --steps training steps after 3 warm-up steps, timing each phase separately, then times the
-evaluation of the 10,000 test images with and without test-time augmentation. Prints a table
-and writes bench/results/fast_profile.json.
+final test of the 10,000 test images as training scores it (fp32): plain, with test-time
+augmentation on every image, and on the preset's share of unsure ones. Prints a table and
+writes bench/results/fast_profile[_PRESET].json.
 """
 
 import argparse
@@ -30,11 +31,12 @@ HERE = Path(__file__).resolve().parent
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="fast")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--data", default=None)
     args = parser.parse_args()
 
-    cfg = make_config("fast", data=args.data)
+    cfg = make_config(args.preset, data=args.data)
     torch.set_flush_denormal(True)
     device = resolve_device(cfg.device)
     precision, _ = resolve_precision(cfg.precision, device)
@@ -43,7 +45,7 @@ def main():
     model = create_model(cfg.model).to(device, memory_format=torch.channels_last)
     model.whiten_(x_train[:5000])
     optimizer = build_optimizer(cfg, model)
-    augment = BatchAugment(cfg.augment, cfg.crop_pad, seed=0)
+    augment = BatchAugment(cfg.augment, cfg.crop_pad, seed=0, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     phases = {"data": [], "forward": [], "backward": [], "optimizer": []}
@@ -71,19 +73,21 @@ def main():
     step_total = sum(per_step.values())
     steps_per_epoch = len(y_train) // cfg.batch_size
     evaluation = {}
-    for tta in (0, cfg.tta):
+    kinds = [("plain", 0, 1.0), (f"TTA level {cfg.tta}, every image", cfg.tta, 1.0),
+             (f"TTA level {cfg.tta}, unsure {cfg.tta_unsure:.0%} (plain pass included)", cfg.tta, cfg.tta_unsure)]
+    for label, tta, unsure in kinds:
         started = time.perf_counter()
-        evaluate(model, *splits.test, cfg.eval_batch_size, precision, tta)
-        evaluation[f"tta{tta}"] = time.perf_counter() - started
+        evaluate(model, *splits.test, cfg.eval_batch_size, "fp32", tta, unsure)
+        evaluation[label] = time.perf_counter() - started
 
     lines = ["| phase | ms per step | share | s per epoch |", "|---|---|---|---|"]
     lines += [f"| {name} | {1000 * t:.0f} | {t / step_total:.0%} | {t * steps_per_epoch:.1f} |" for name, t in per_step.items()]
     lines.append(f"| training step | {1000 * step_total:.0f} | 100% | {step_total * steps_per_epoch:.1f} "
                  f"({cfg.batch_size / step_total:.0f} img/s) |")
-    lines += [f"| test set, TTA level {k[3:]} | | | {v:.1f} |" for k, v in evaluation.items()]
+    lines += [f"| test set, {k} | | | {v:.1f} |" for k, v in evaluation.items()]
     print(f"{device.type} {precision}, {torch.get_num_threads()} threads, batch {cfg.batch_size}, median of {args.steps} steps")
     print("\n".join(lines))
-    out = HERE / "results" / "fast_profile.json"
+    out = HERE / "results" / f"fast_profile{'' if args.preset == 'fast' else '_' + args.preset}.json"
     out.write_text(json.dumps({"device": device.type, "precision": precision, "threads": torch.get_num_threads(),
                                "batch_size": cfg.batch_size, "seconds_per_step": per_step,
                                "evaluation_seconds": evaluation, "table": lines}, indent=2))

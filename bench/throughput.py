@@ -1,13 +1,17 @@
-"""Training images/s of regulab's epoch against a bare PyTorch loop of the same network.
+"""Training images/s of regulab's seed epoch against a bare PyTorch loop and against Keras.
 
     python bench/throughput.py [--data PATH] [--repeats 2] [--precisions bf16,fp32] [--threads 2]
 
-Both sides train the seed network at batch 32 on the same data for whole epochs (a short burst
+Every side trains the seed network at batch 32 on the same data for whole epochs (a short burst
 hides the slow-down some CPUs show as training goes on). The bare loop is the floor of what
 PyTorch can do here: a random permutation, gather, forward, loss, backward, fused Adam, and
 nothing else. regulab's epoch adds its L2 penalty, Keras's Adam epsilon, per-sample metrics and
-its run folder. Runs alternate between the two so drift in the machine hits both alike; the
-table gives medians. JSON goes to bench/results/throughput.json.
+its run folder. Where TensorFlow is installed (pip install 'regulab[keras]'), the seed's own
+stack runs too: Keras 3, the same layers, L2 and Adam, model.fit for one epoch with validation,
+in float32 (as the seed runs it) and with the mixed_bfloat16 policy; its second epoch is timed,
+so that tracing the graph is not counted. Runs alternate so drift in the machine hits all alike;
+the table gives medians, and the ratio of Keras's epoch time (with validation) to regulab's.
+JSON goes to bench/results/throughput.json.
 """
 
 import argparse
@@ -58,6 +62,40 @@ def regulab_epoch(splits, precision: str, data: str) -> tuple[float, float]:
     return row["images_per_s"], row["seconds"]
 
 
+def keras_epoch(splits, precision: str) -> float | None:
+    """Seconds of the second epoch (training and validation) of the seed in Keras, or None
+    where TensorFlow is not installed."""
+    try:
+        import keras
+    except ImportError:
+        return None
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    keras.utils.set_random_seed(0)
+    layers, l2 = keras.layers, keras.regularizers.l2(1e-3)
+
+    def conv(width, regularized):
+        return layers.Conv2D(width, 3, padding="same", activation="relu", kernel_regularizer=l2 if regularized else None)
+
+    model = keras.Sequential([keras.Input((32, 32, 3))] + [
+        layer for width in (32, 64, 128) for layer in (conv(width, False), conv(width, True), layers.MaxPooling2D())
+    ] + [layers.Flatten(), layers.Dense(256, activation="relu", kernel_regularizer=l2),
+         layers.Dense(10, activation="softmax", dtype="float32")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    (x, y), (x_val, y_val) = [(t[0].permute(0, 2, 3, 1).numpy(), t[1].numpy()) for t in (splits.train, splits.val)]
+
+    class EpochTimes(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):  # Keras validates before this call
+            self.seconds = time.perf_counter() - self.started
+
+    timer = EpochTimes()
+    model.fit(x, y, batch_size=32, epochs=2, validation_data=(x_val, y_val), verbose=0, callbacks=[timer])
+    keras.mixed_precision.set_global_policy("float32")
+    return timer.seconds
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="CIFAR-10 archive (default: $REGULAB_DATA, cache, or download)")
@@ -75,24 +113,31 @@ def main():
     rows = []
     for precision in args.precisions.split(","):
         if precision == "bf16" and not native_bf16(cpu):
-            print("skipping bf16: this CPU has no native bf16", file=sys.stderr)
+            print("skipping bf16: this CPU has no native bf16 (emulated, neither regulab nor Keras would be "
+                  "measured at its best)", file=sys.stderr)
             continue
-        bare, tool, epoch_s = [], [], []
+        bare, tool, epoch_s, keras_s = [], [], [], []
         for _ in range(args.repeats):
             bare.append(bare_epoch(splits, precision, 32))
             ips, seconds = regulab_epoch(splits, precision, raw.source)
             tool.append(ips)
             epoch_s.append(seconds)
+            keras_s.append(keras_epoch(splits, precision))
+        keras_median = statistics.median(keras_s) if None not in keras_s else None
         rows.append({"precision": precision, "bare_images_per_s": statistics.median(bare),
                      "regulab_images_per_s": statistics.median(tool),
                      "regulab_over_bare": statistics.median(tool) / statistics.median(bare),
-                     "regulab_epoch_seconds": statistics.median(epoch_s),
-                     "runs": {"bare": bare, "regulab": tool, "regulab_epoch_seconds": epoch_s}})
+                     "regulab_epoch_seconds": statistics.median(epoch_s), "keras_epoch_seconds": keras_median,
+                     "keras_over_regulab": keras_median / statistics.median(epoch_s) if keras_median else None,
+                     "runs": {"bare": bare, "regulab": tool, "regulab_epoch_seconds": epoch_s, "keras_epoch_seconds": keras_s}})
 
-    print(f"{'precision':<10}{'bare img/s':>12}{'regulab img/s':>15}{'ratio':>8}{'epoch s (with val)':>20}")
+    print(f"{'precision':<10}{'bare img/s':>12}{'regulab img/s':>15}{'ratio':>8}{'epoch s (with val)':>20}"
+          f"{'Keras epoch s':>15}{'Keras / regulab':>17}")
     for r in rows:
+        keras_columns = (f"{r['keras_epoch_seconds']:>15.1f}{r['keras_over_regulab']:>17.2f}" if r["keras_epoch_seconds"]
+                         else f"{'(no TensorFlow)':>15}{'':>17}")
         print(f"{r['precision']:<10}{r['bare_images_per_s']:>12,.0f}{r['regulab_images_per_s']:>15,.0f}"
-              f"{r['regulab_over_bare']:>8.2f}{r['regulab_epoch_seconds']:>20.1f}")
+              f"{r['regulab_over_bare']:>8.2f}{r['regulab_epoch_seconds']:>20.1f}{keras_columns}")
     RESULTS.mkdir(exist_ok=True)
     info = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "train_images": len(splits.train[1]), "repeats": args.repeats, "rows": rows}

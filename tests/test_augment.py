@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from regulab.augment import BatchAugment, alternating_flip, cutmix, cutout, flip, mixup, random_crop
+from regulab.errors import RegulabError
 
 
 def images(n=16, c=3, size=32):
@@ -75,6 +76,15 @@ def test_batch_augment_state_restores_the_same_draws():
     again = aug(x, y)
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     assert first[1].shape == (32, 10)  # mixed targets are probability rows
+
+
+def test_a_generator_state_from_another_kind_of_device_is_refused_by_name():
+    state = BatchAugment("flip", seed=1).state_dict()
+    assert state["device"] == "cpu"
+    with pytest.raises(RegulabError, match="drawn by a cuda random generator.*resume it with --device cuda"):
+        BatchAugment("flip").load_state_dict({**state, "device": "cuda"})
+    old = {k: v for k, v in state.items() if k != "device"}  # a checkpoint from before generators moved: the CPU's
+    BatchAugment("flip").load_state_dict(old)
 
 
 @pytest.mark.parametrize("ops", ["", "flip"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from regulab.evaluation import ECE_BINS, evaluate, reliability
+from regulab.evaluation import ECE_BINS, evaluate, predict, reliability
 
 
 def test_ece_of_an_overconfident_model_is_the_gap():
@@ -52,3 +52,33 @@ def test_evaluate_reports_loss_accuracy_and_ece_of_the_softmax():
     assert scores.acc == pytest.approx(0.75)
     assert scores.loss == pytest.approx(float(-probs[range(4), y].log().mean()), rel=1e-6)
     assert scores.ece == pytest.approx(reliability(probs.max(1).values, probs.argmax(1) == y)["ece"])
+
+
+class Ramp(nn.Module):
+    """Logits that grow with the image's mean, and flip sign when it is mirrored: its confidence
+    rises with the mean, and test-time augmentation cancels it out for every image it touches."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        left, right = x[..., : x.shape[-1] // 2].mean((1, 2, 3)), x[..., x.shape[-1] // 2:].mean((1, 2, 3))
+        score = self.scale * (left - right)
+        return torch.stack([score, -score], 1)
+
+
+def test_tta_on_the_unsure_share_touches_only_the_least_confident_images():
+    torch.manual_seed(0)
+    x = torch.randn(40, 3, 8, 8)
+    model = Ramp()
+    plain = predict(model, x, 16, "fp32")
+    everywhere = predict(model, x, 16, "fp32", tta=1)
+    assert torch.allclose(everywhere, torch.zeros_like(everywhere), atol=1e-6)  # mirror cancels the ramp
+    quarter = predict(model, x, 16, "fp32", tta=1, tta_unsure=0.25, plain=plain)
+    changed = (quarter != plain).any(1)
+    assert int(changed.sum()) == 10  # a quarter of 40
+    least_sure = plain.softmax(1).max(1).values.argsort()[:10]
+    assert set(changed.nonzero().squeeze(1).tolist()) == set(least_sure.tolist())
+    assert torch.equal(predict(model, x, 16, "fp32", tta=1, tta_unsure=0.25), quarter)  # plain computed if not given
+    assert torch.equal(predict(model, x, 16, "fp32", tta=1, tta_unsure=1.0), everywhere)

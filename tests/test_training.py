@@ -125,8 +125,8 @@ def test_decoupled_weight_decay_shrinks_kernels_by_lr_times_wd():
         assert torch.allclose(value, before[name] * factor, rtol=0, atol=1e-9), name
 
 
-def test_fast_preset_optimizer_groups_follow_airbench():
-    cfg = make_config("fast")
+def test_fast_sgd_preset_optimizer_groups_follow_airbench():
+    cfg = make_config("fast-sgd")
     model = train_lib.create_model("fast-net")
     model.whiten_(torch.randn(64, 3, 32, 32))
     optimizer = optim.build_optimizer(cfg, model)
@@ -141,6 +141,68 @@ def test_fast_preset_optimizer_groups_follow_airbench():
     # airbench's decoupled values: a shrink of 0.0153 per 1,024 examples per step, whatever the lr.
     assert kernels["lr"] * kernels["weight_decay"] == pytest.approx(0.0153 * 1000 / (1024 * (1 + 1 / 0.15)))
     assert optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.85
+
+
+def test_fast_preset_moves_filters_by_muon_and_the_rest_by_sgd_at_airbench_rates():
+    cfg = make_config("fast")
+    model = train_lib.create_model("fast-net")
+    model.whiten_(torch.randn(64, 3, 32, 32))
+    optimizer = optim.build_optimizer(cfg, model)
+    muon, sgd = optimizer.optimizers
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert isinstance(muon, optim.Muon) and isinstance(sgd, torch.optim.SGD)
+    assert {names[id(p)] for p in muon.param_groups[0]["params"]} == {f"group{i}.{j}.weight" for i in (1, 2, 3) for j in (0, 4)}
+    head, norms, others = sgd.param_groups
+    assert [names[id(p)] for p in head["params"]] == ["head.weight"]
+    assert [names[id(p)] for p in others["params"]] == ["whiten.bias"]
+    # airbench94_muon's summed-loss rates, for the mean loss: biases 0.053 * 2000; a shrink of 2e-6 * 2000 a step.
+    assert norms["lr"] == pytest.approx(0.053 * 2000) and head["lr"] * head["weight_decay"] == pytest.approx(0.004)
+    assert norms["lr"] * norms["weight_decay"] == pytest.approx(0.004) and others["weight_decay"] == 0
+    assert muon.param_groups[0]["lr"] == 0.24 and muon.param_groups[0]["momentum"] == 0.6
+    assert [g["initial_lr"] for g in optimizer.param_groups] == [g["lr"] for g in optimizer.param_groups]
+
+
+def test_orthogonalize_flattens_the_spectrum():
+    update = torch.randn(64, 576) * torch.logspace(-3, 0, 576)  # singular values spread over decades
+    s = torch.linalg.svdvals(optim.orthogonalize(update))
+    assert s.min() > 0.3 and s.max() < 1.3  # near 1, as U V^T's are, after only three steps
+    tall = torch.linalg.svdvals(optim.orthogonalize(update.T))
+    assert torch.allclose(tall, s, atol=1e-4)  # the same for the transpose
+
+
+def test_muon_keeps_each_filter_bank_at_norm_sqrt_out_and_steps_by_lr():
+    conv = torch.nn.Conv2d(8, 16, 3)
+    muon = optim.Muon([conv.weight], lr=0.1, momentum=0.0)
+    conv.weight.grad = torch.randn_like(conv.weight)
+    before = conv.weight.detach().clone()
+    muon.step()
+    rescaled = before * 4 / before.norm()  # sqrt(16 out channels)
+    step = (conv.weight.detach() - rescaled).flatten(1)
+    assert torch.allclose(step, -0.1 * optim.orthogonalize(conv.weight.grad.flatten(1)), atol=1e-6)
+    after = conv.weight.detach().clone()
+    conv.weight.grad = None
+    muon.step()  # no gradient: nothing moves
+    assert torch.equal(conv.weight.detach(), after)
+
+
+def test_ema_is_a_moving_average_from_the_first_weights_and_reads_old_checkpoints():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    ema = optim.EMA(model, decay=0.9)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(4, 2))  # moves the batch-norm statistics and its counter
+    ema.update(model)
+    live = model.state_dict()
+    averaged = ema.state_dict()
+    assert torch.allclose(averaged["0.weight"], 0.9 * first["0.weight"] + 0.1 * live["0.weight"])
+    assert torch.allclose(averaged["1.running_mean"], 0.9 * first["1.running_mean"] + 0.1 * live["1.running_mean"])
+    assert averaged["1.num_batches_tracked"] == 1 and not any(p.requires_grad for p in ema.module.parameters())
+    # A checkpoint written by torch's AveragedModel (regulab before 0.2) resumes.
+    old = {"n_averaged": torch.tensor(7), **{f"module.{k}": v + 1 for k, v in averaged.items() if v.is_floating_point()},
+           "module.1.num_batches_tracked": torch.tensor(3)}
+    ema.load_state_dict(old)
+    assert torch.equal(ema.state_dict()["0.weight"], averaged["0.weight"])
 
 
 def test_learning_rate_schedules():
@@ -158,6 +220,7 @@ def test_learning_rate_schedules():
     assert factor("onecycle", 10, **triangle) == pytest.approx(0.07)
     assert factor("onecycle", 6.15, **triangle) == pytest.approx((1 + 0.07) / 2)
     assert factor("cosine", 10, decay_to=0.1) == pytest.approx(0.1)
+    assert factor("linear", 0) == 1 and factor("linear", 2.5) == pytest.approx(0.75) and factor("linear", 10) == 0
 
 
 def test_early_stopping_keeps_and_evaluates_the_best_epoch(mini_splits, tmp_path):
@@ -193,7 +256,7 @@ def test_ema_weights_are_the_ones_saved_and_evaluated(mini_splits, tmp_path):
     raw = checkpoint["model"]
     assert set(saved) == set(raw)
     assert not torch.equal(saved["0.weight"], raw["0.weight"])  # averaged, not the raw weights
-    assert torch.equal(saved["0.weight"], checkpoint["ema"]["module.0.weight"])
+    assert torch.equal(saved["0.weight"], checkpoint["ema"]["0.weight"])
 
 
 @pytest.mark.parametrize("preset", ["seed-dropout", "seed-bn", "seed-augment", "seed-wd", "seed-all"])
@@ -282,3 +345,38 @@ def test_an_early_stop_with_lookahead_ends_on_the_slow_weights(mini_splits, tmp_
     slow = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["lookahead"]
     last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
     assert all(torch.equal(last[k], slow[k]) for k in slow)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: waiting for one is what this checks")
+@pytest.mark.parametrize("preset, options", [
+    ("fast", dict(ema=0.9, lookahead=3, augment="translate,altflip,flip,cutout", mixup=0.2, cutmix=1.0)),
+    ("seed", dict(batch_norm=True, dropout_head=0.5)),  # Keras's Adam (fused), the L2 penalty, dropout
+])
+def test_the_step_loop_never_waits_for_the_gpu(preset, options, monkeypatch, tmp_path):
+    """Every step on the device without a read-back: only the NaN checks every CHECK_EVERY steps may wait."""
+    cfg = make_config(preset, data="cifar10-mini", epochs=1, batch_size=50, device="cuda", **options)
+    splits = data_lib.prepare(data_lib.load_mini(), 0.0, cfg.split_seed)
+    x_train, y_train = (t.cuda() for t in splits.train)
+    state = train_lib.TrainState.start(cfg, train_lib.build_model(cfg), x_train, len(splits.classes))
+    checks = []
+    real_check = train_lib.EpochSums.check_finite
+
+    def allowed_sync(sums, *args):
+        torch.cuda.set_sync_debug_mode(0)
+        real_check(sums, *args)
+        checks.append(args[2])
+        torch.cuda.set_sync_debug_mode("error")
+
+    monkeypatch.setattr(train_lib.EpochSums, "check_finite", allowed_sync)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronizing call in the loop raises
+    try:
+        precision = runtime.resolve_precision("auto", x_train.device)[0]
+        sums = train_lib.train_one_epoch(state, state.model, cfg, 1, x_train, y_train, precision, train_lib.Workers(),
+                                         runtime.StopOnSignal(), runtime.CoreShare(torch.get_num_threads()), tmp_path)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert len(checks) == math.ceil(len(y_train) / cfg.batch_size / train_lib.CHECK_EVERY)
+    assert sums.seen == len(y_train) and torch.isfinite(sums.data_loss)
+    # The augmentation's generator lives on the GPU and its state goes into the checkpoint.
+    assert state.augment.generator.device.type == "cuda" and state.augment.state_dict()["device"] == "cuda"

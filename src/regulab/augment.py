@@ -1,7 +1,8 @@
 """Data augmentation on whole batches of tensors: one call per batch, no per-image Python loop.
 
-Every function takes a (N, C, H, W) batch and a torch.Generator, so a run's augmentation is
-reproducible and its state can be checkpointed. Mixup and cutmix also mix the targets, which
+Every function takes a (N, C, H, W) batch and a torch.Generator on the batch's device, so a run's
+augmentation is reproducible, its state can be checkpointed, and on a GPU no random number
+crosses from the host. Mixup and cutmix also mix the targets, which
 are therefore class-probability rows (N, classes) rather than indices.
 """
 
@@ -10,14 +11,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from regulab.errors import RegulabError
 
-def _uniform_ints(high: int, n: int, generator: torch.Generator, device) -> torch.Tensor:
-    return torch.randint(0, high, (n,), generator=generator).to(device)
+
+def _uniform_ints(high: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, high, (n,), generator=generator, device=generator.device)
 
 
 def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror a random half of the images left-right."""
-    mirrored = torch.rand(len(x), generator=generator).to(x.device) < 0.5
+    mirrored = torch.rand(len(x), generator=generator, device=generator.device) < 0.5
     return torch.where(mirrored.view(-1, 1, 1, 1), x.flip(3), x)
 
 
@@ -36,8 +39,8 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator, fill: str
     each image back at a random offset."""
     n, c, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode=fill)
-    dy = _uniform_ints(2 * pad + 1, n, generator, x.device)
-    dx = _uniform_ints(2 * pad + 1, n, generator, x.device)
+    dy = _uniform_ints(2 * pad + 1, n, generator)
+    dx = _uniform_ints(2 * pad + 1, n, generator)
     rows = (dy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
     cols = (dx.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
     images = torch.arange(n, device=x.device).view(n, 1, 1, 1)
@@ -45,11 +48,12 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator, fill: str
     return padded[images, channels, rows, cols]
 
 
-def _boxes(n: int, h: int, w: int, size_h: torch.Tensor, size_w: torch.Tensor, generator, device) -> torch.Tensor:
+def _boxes(n: int, h: int, w: int, size_h: torch.Tensor, size_w: torch.Tensor, generator) -> torch.Tensor:
     """A boolean (N, 1, H, W) mask per image: a box of the given size centred anywhere, clipped
     at the border (so a box near the edge covers less, as in the cutout and cutmix papers)."""
-    cy = _uniform_ints(h, n, generator, device).view(n, 1, 1, 1)
-    cx = _uniform_ints(w, n, generator, device).view(n, 1, 1, 1)
+    device = generator.device
+    cy = _uniform_ints(h, n, generator).view(n, 1, 1, 1)
+    cx = _uniform_ints(w, n, generator).view(n, 1, 1, 1)
     yy = torch.arange(h, device=device).view(1, 1, h, 1)
     xx = torch.arange(w, device=device).view(1, 1, 1, w)
     top, left = cy - size_h.view(-1, 1, 1, 1) // 2, cx - size_w.view(-1, 1, 1, 1) // 2
@@ -60,13 +64,13 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
     """Zero a size x size square (clipped at the border) at a random place in each image."""
     n, _, h, w = x.shape
     side = torch.full((n,), size, device=x.device)
-    return x.masked_fill(_boxes(n, h, w, side, side, generator, x.device), 0.0)
+    return x.masked_fill(_boxes(n, h, w, side, side, generator), 0.0)
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float, generator: torch.Generator, rng: np.random.Generator):
     """Blend each image and its target with another of the batch, by one Beta(alpha, alpha) weight."""
     lam = float(rng.beta(alpha, alpha))
-    partner = torch.randperm(len(x), generator=generator).to(x.device)
+    partner = torch.randperm(len(x), generator=generator, device=generator.device)
     return lam * x + (1 - lam) * x[partner], lam * target + (1 - lam) * target[partner]
 
 
@@ -77,8 +81,8 @@ def cutmix(x: torch.Tensor, target: torch.Tensor, alpha: float, generator: torch
     cut = (1 - lam) ** 0.5
     size_h = torch.full((n,), int(h * cut), device=x.device)
     size_w = torch.full((n,), int(w * cut), device=x.device)
-    box = _boxes(n, h, w, size_h, size_w, generator, x.device)
-    partner = torch.randperm(n, generator=generator).to(x.device)
+    box = _boxes(n, h, w, size_h, size_w, generator)
+    partner = torch.randperm(n, generator=generator, device=generator.device)
     pasted = box.float().mean(dim=(1, 2, 3)).view(n, 1)  # clipped at the border: use the real area
     return torch.where(box, x[partner], x), (1 - pasted) * target + pasted * target[partner]
 
@@ -87,16 +91,18 @@ class BatchAugment:
     """The run's augmentation: the chosen ops in a fixed order, then mixup or cutmix.
 
     It owns its random generators (seeded from the run's seed) so that a checkpoint can save
-    and restore them, and a resumed run augments exactly as an uninterrupted one.
+    and restore them, and a resumed run augments exactly as an uninterrupted one. The torch
+    generator lives on the data's `device`; the mixing weights come from numpy on the host, as
+    plain floats that a GPU receives with the kernel that uses them.
     """
 
     def __init__(self, ops: str = "", crop_pad: int = 4, cutout_size: int = 8, mixup_alpha: float = 0.0,
-                 cutmix_alpha: float = 0.0, num_classes: int = 10, seed: int = 0):
+                 cutmix_alpha: float = 0.0, num_classes: int = 10, seed: int = 0, device: str | torch.device = "cpu"):
         self.ops = [op for op in ("crop", "translate", "flip", "altflip", "cutout") if op in ops.split(",")]
         self.seed = seed
         self.crop_pad, self.cutout_size = crop_pad, cutout_size
         self.mixup_alpha, self.cutmix_alpha, self.num_classes = mixup_alpha, cutmix_alpha, num_classes
-        self.generator = torch.Generator().manual_seed(seed + 1)  # apart from the shuffling stream
+        self.generator = torch.Generator(device).manual_seed(seed + 1)  # apart from the shuffling stream
         self.rng = np.random.default_rng(seed + 1)
 
     def __bool__(self) -> bool:
@@ -124,8 +130,13 @@ class BatchAugment:
         return fn(x, target, alpha, self.generator, self.rng)
 
     def state_dict(self) -> dict:
-        return {"torch": self.generator.get_state(), "numpy": self.rng.bit_generator.state}
+        return {"torch": self.generator.get_state(), "device": self.generator.device.type,
+                "numpy": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
+        saved_on = state.get("device", "cpu")  # checkpoints from before generators moved to the device: the CPU
+        if saved_on != self.generator.device.type:
+            raise RegulabError(f"this run's augmentation was drawn by a {saved_on} random generator, which a "
+                               f"{self.generator.device.type} one cannot continue; resume it with --device {saved_on}")
         self.generator.set_state(state["torch"])
         self.rng.bit_generator.state = state["numpy"]

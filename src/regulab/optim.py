@@ -1,8 +1,10 @@
-"""Optimizers and schedules: Keras's Adam, the parameter groups, the learning-rate schedules and
-lookahead. Everything that moves the weights, apart from the loss."""
+"""Optimizers and schedules: Keras's Adam, Muon, the parameter groups, the learning-rate
+schedules, lookahead and the weights' moving average. Everything that moves the weights, apart
+from the loss."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -34,11 +36,80 @@ class KerasAdam(torch.optim.Adam):
         return super().step(closure)
 
 
-def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+def orthogonalize(update: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
+    """Roughly the nearest semi-orthogonal matrix to `update` (U V^T of its SVD U S V^T), by a
+    quintic Newton-Schulz iteration. Its coefficients (Jordan, 2024) are chosen for the steepest
+    slope at zero rather than convergence: three steps leave the singular values between about
+    0.5 and 1.5 rather than 1, which trains as well, for a few small matrix products."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = update / (update.norm() + eps)  # singular values <= 1, where the iteration is stable
+    tall = x.size(0) > x.size(1)
+    x = x.T if tall else x  # the Gram matrix of the short side is the cheap one
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+class Muon(torch.optim.Optimizer):
+    """Nesterov momentum whose update for each weight is orthogonalized (Muon: Jordan et al.,
+    2024); a conv's filters count as one matrix, out_channels x (in_channels * k * k). As in
+    airbench94_muon, each weight is scaled back to Frobenius norm sqrt(out_channels) before its
+    step, so that `lr` is a step relative to the weight's size all run long, and no weight decay
+    is needed. (torch.optim.Muon takes 2-D parameters only, and renormalizes nothing.)"""
+
+    def __init__(self, params, lr: float, momentum: float = 0.6, ns_steps: int = 3):
+        super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for weight in group["params"]:
+                if weight.grad is None:
+                    continue
+                velocity = self.state[weight].setdefault("momentum_buffer", torch.zeros_like(weight))
+                velocity.mul_(group["momentum"]).add_(weight.grad)
+                direction = weight.grad.add(velocity, alpha=group["momentum"])  # Nesterov: look one step ahead
+                weight.mul_(math.sqrt(len(weight)) / weight.norm())
+                weight.add_(orthogonalize(direction.flatten(1), group["ns_steps"]).view_as(weight), alpha=-group["lr"])
+
+
+class Optimizers:
+    """Several optimizers stepped as one, each over its own parameters: all that the training
+    loop and the checkpoint ask of an optimizer."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [optimizer.state_dict() for optimizer in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+
+
+def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer | Optimizers:
     """The configured optimizer. Weight decay applies to kernels, and to batch-norm parameters
     at the same shrink per step (their lr is `norm_lr_scale` times larger, their decay that much
-    smaller); never to biases, where it regularizes nothing."""
+    smaller); never to biases, where it regularizes nothing. With muon, Muon moves the conv
+    filters and Nesterov SGD the rest as with sgd."""
     trainable = {id(p): p for p in model.parameters() if p.requires_grad}
+    filters = [p for p in trainable.values() if p.dim() == 4] if cfg.optimizer == "muon" else []
+    for p in filters:
+        del trainable[id(p)]
     kernels = [k for k in regularized_kernels(model, "all") if id(k) in trainable]
     norms = [p for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
              for p in m.parameters(recurse=False) if id(p) in trainable]
@@ -46,10 +117,12 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     groups = [{"params": kernels},
               {"params": norms, "lr": cfg.lr * cfg.norm_lr_scale, "weight_decay": cfg.weight_decay / cfg.norm_lr_scale},
               {"params": [p for p in trainable.values() if id(p) not in grouped], "weight_decay": 0.0}]
-    if cfg.optimizer == "sgd":
+    if cfg.optimizer in ("sgd", "muon"):
         optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
     else:
         optimizer = KerasAdam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, decoupled_weight_decay=True, fused=True)
+    if filters:
+        optimizer = Optimizers(Muon(filters, lr=cfg.muon_lr, momentum=cfg.muon_momentum), optimizer)
     for group in optimizer.param_groups:
         group["initial_lr"] = group["lr"]  # the base rate the schedules scale every step (PyTorch's name for it)
     return optimizer
@@ -65,7 +138,7 @@ def lr_factor(cfg: Config, progress: float) -> float:
         return cfg.step_gamma ** int(progress // cfg.step_epochs)
     if cfg.schedule == "cosine":
         return cfg.decay_to + (1 - cfg.decay_to) * 0.5 * (1 + math.cos(math.pi * done))
-    if cfg.schedule == "onecycle":
+    if cfg.schedule in ("onecycle", "linear"):
         return cfg.decay_to + (1 - cfg.decay_to) * (1.0 - done)
     return 1.0
 
@@ -104,3 +177,32 @@ class Lookahead:
 
     def load_state_dict(self, state: dict | None) -> None:
         self.slow = state
+
+
+class EMA:
+    """An exponential moving average of a network's weights and batch-norm statistics, in a copy
+    of it that starts from its weights when made. Updated in place on the device; no step count
+    is kept, so no update waits on the host (a count on the device would be read by every step)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module, self.decay = copy.deepcopy(model).requires_grad_(False), decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        live = model.state_dict()
+        averaged, trained = [], []
+        for name, value in self.module.state_dict().items():
+            if value.is_floating_point():
+                averaged.append(value)
+                trained.append(live[name])
+            else:
+                value.copy_(live[name])  # batch norm's batch counter: the latest, not a blend
+        torch._foreach_lerp_(averaged, trained, 1 - self.decay)
+
+    def state_dict(self) -> dict:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        # Checkpoints from before this class kept torch's AveragedModel: its keys start with
+        # "module." and it counted its updates in "n_averaged".
+        self.module.load_state_dict({k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"})

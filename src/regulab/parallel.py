@@ -31,6 +31,10 @@ class Workers:
             for t in tensors:
                 dist.all_reduce(t)
 
+    def min_(self, tensor: torch.Tensor) -> None:
+        if self.size > 1:
+            dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+
     def from_main(self, value):
         """The main worker's `value`, on every worker."""
         if self.size == 1:

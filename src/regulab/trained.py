@@ -18,7 +18,8 @@ import torch
 from regulab import data as data_lib
 from regulab.config import Config
 from regulab.errors import RegulabError
-from regulab.evaluation import reliability, tta_logits
+from regulab.evaluation import predict as predict_logits
+from regulab.evaluation import reliability
 from regulab.folders import IMAGE_SUFFIXES, BadImage, is_image_folder, to_rgb_square
 from regulab.folders import read_image as read_image_file
 from regulab.report import plot_confusion, plot_mistakes, plot_reliability
@@ -74,14 +75,12 @@ class TrainedRun:
         """uint8 (N, 3, S, S) images as the model saw its training data."""
         return data_lib.normalize(images, self.mean, self.std)
 
-    @torch.no_grad()
     def probabilities(self, x: torch.Tensor, tta: int | None = None, batch_size: int = 1000) -> torch.Tensor:
-        """Class probabilities of normalized images, with the run's test-time augmentation unless `tta` says."""
-        level = self.config.tta if tta is None else tta
-        out = []
-        for xb in x.split(batch_size):
-            out.append(tta_logits(self.model, xb, level).softmax(1))
-        return torch.cat(out)
+        """Class probabilities of normalized images, in fp32, with the run's test-time augmentation
+        (level and share of unsure images) unless `tta` says another level, which covers all."""
+        if tta is None:
+            return predict_logits(self.model, x, batch_size, "fp32", self.config.tta, self.config.tta_unsure).softmax(1)
+        return predict_logits(self.model, x, batch_size, "fp32", tta).softmax(1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ loss and included in the reported `loss`, a fresh shuffle each epoch with the la
 batch kept, and epoch metrics averaged over every sample seen while the weights moved (as
 Keras's progress bar does). What is fast about it: the data set lives in memory as one tensor,
 batches are gathered by index, bf16 autocast and channels_last where the chip supports bf16, a
-fused optimizer, and no per-step host synchronisation beyond the NaN guard.
+fused optimizer, and no value read back to the host in the step loop: the NaN guard and the
+progress bar look at the device's sums every CHECK_EVERY steps, and random numbers are drawn
+where the data is.
 
 Read top to bottom: `TrainState` (everything a checkpoint holds), `train_one_epoch`, `validate`,
 then `train`, which sets a run up, alternates the two, and scores the test set at the end.
@@ -29,15 +31,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from regulab import data as data_lib
 from regulab.augment import BatchAugment
 from regulab.config import Config, to_toml
 from regulab.errors import RegulabError, TrainingStopped
-from regulab.evaluation import Scores, autocast, evaluate
+from regulab.evaluation import Scores, autocast, evaluate, predict, scores
 from regulab.models import check_model, create_model, kernel_penalty, use_model_file
-from regulab.optim import Lookahead, build_optimizer, lr_factor
+from regulab.optim import EMA, Lookahead, Optimizers, build_optimizer, lr_factor
 from regulab.parallel import Workers, join_workers
 from regulab.report import epoch_line, plot_curves, run_title
 from regulab.rundir import (
@@ -81,11 +82,11 @@ def default_out(cfg: Config) -> Path:
 @dataclass
 class TrainState:
     model: nn.Module                  # the plain network (DDP wraps it for the steps, never for saving)
-    optimizer: torch.optim.Optimizer
-    ema: AveragedModel | None         # with --ema, the averaged weights are the ones evaluated and saved
+    optimizer: torch.optim.Optimizer | Optimizers
+    ema: EMA | None                   # with --ema, the averaged weights are the ones evaluated and saved
     lookahead: Lookahead | None
-    augment: BatchAugment             # owns its random generators
-    shuffle: torch.Generator          # the epochs' data order
+    augment: BatchAugment             # owns its random generators, on the data's device
+    shuffle: torch.Generator          # the epochs' data order (on the host: one draw per epoch)
     history: list[dict]
     best_score: float = -math.inf
     best_epoch: int = 0
@@ -101,9 +102,10 @@ class TrainState:
             model.whiten_(x_train[:5000])
         return cls(
             model, build_optimizer(cfg, model),
-            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None,
+            EMA(model, cfg.ema) if cfg.ema else None,
             Lookahead(cfg.lookahead) if cfg.lookahead else None,
-            BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, classes, seed=cfg.seed),
+            BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, classes, seed=cfg.seed,
+                         device=x_train.device),
             torch.Generator().manual_seed(cfg.seed), [])
 
     @property
@@ -154,6 +156,13 @@ class TrainState:
 # ---------------------------------------------------------------------------------------------
 # One epoch of training, and validation
 
+# Steps between looks at the device's running sums, for the NaN guard and the progress bar. A
+# look waits for the device to catch up, so it is rare; a non-finite loss found there stops the
+# run before its epoch is saved, so no checkpoint ever holds the weights it spoiled.
+CHECK_EVERY = 50
+NO_BAD_STEP = 2**62  # the first bad step's value while there is none: the smallest wins across workers
+
+
 @dataclass
 class EpochSums:
     """Sums over an epoch's samples, kept on the device so that no step waits for the host."""
@@ -161,9 +170,40 @@ class EpochSums:
     data_loss: torch.Tensor
     penalty: torch.Tensor
     correct: torch.Tensor
+    first_bad_step: torch.Tensor      # the first step whose loss was not finite, else NO_BAD_STEP
+    first_bad_loss: torch.Tensor      # and that loss
     seen: int = 0  # this worker's samples, counted on the host from batch sizes it already knows
     started: float = dataclasses.field(default_factory=time.perf_counter)
     seconds: float = 0.0
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> "EpochSums":
+        def zero(dtype):
+            return torch.zeros((), dtype=dtype, device=device)
+        return cls(zero(torch.float64), zero(torch.float64), zero(torch.int64),
+                   torch.full((), NO_BAD_STEP, device=device), zero(torch.float32))
+
+    def add(self, step: int, loss: torch.Tensor, data_loss: torch.Tensor, penalty: torch.Tensor, logits: torch.Tensor,
+            labels: torch.Tensor) -> None:
+        newly_bad = ~torch.isfinite(loss) & (self.first_bad_step == NO_BAD_STEP)
+        self.first_bad_step.masked_fill_(newly_bad, step)
+        self.first_bad_loss = torch.where(newly_bad, loss, self.first_bad_loss)
+        self.data_loss += data_loss
+        self.penalty += penalty * len(labels)
+        self.correct += (logits.argmax(1) == labels).sum()
+        self.seen += len(labels)
+
+    def check_finite(self, workers: Workers, cfg: Config, epoch: int, where: Path) -> None:
+        """Stop the run, naming the first step whose loss was not finite, if there was one."""
+        anyone_first = self.first_bad_step.clone()
+        workers.min_(anyone_first)
+        step = anyone_first.item()  # the sync point: the host waits for the device here
+        if step == NO_BAD_STEP:
+            return
+        kept = f"finished epochs kept in {where}: {epoch - 1}" if epoch > 1 else "no epoch had finished"
+        value = self.first_bad_loss.item() if self.first_bad_step.item() == step else "not finite on another worker"
+        raise RegulabError(f"the loss became {value} at epoch {epoch}, step {step}; "
+                           f"lower --lr (now {cfg.lr}) and train again; {kept}")
 
 
 def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, x_train: torch.Tensor,
@@ -172,8 +212,8 @@ def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, 
     model, optimizer, device = state.model, state.optimizer, x_train.device
     model.train()
     n_train = len(y_train)
-    sums = EpochSums(*(torch.zeros((), dtype=dtype, device=device) for dtype in (torch.float64, torch.float64, torch.int64)))
-    batches = torch.randperm(n_train, generator=state.shuffle).to(device).split(cfg.batch_size)
+    sums = EpochSums.zeros(device)
+    batches = torch.randperm(n_train, generator=state.shuffle).to(device, non_blocking=True).split(cfg.batch_size)
     bar = _progress_bar(len(batches), epoch, cfg.epochs) if show_bar else None
     base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
     for step, idx in enumerate(batches, 1):
@@ -191,36 +231,28 @@ def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, 
         # The mean over the whole batch (DDP divides the summed gradients by the workers), plus
         # the penalty: what Keras minimizes and reports.
         loss = data_loss * (workers.size / len(idx)) + penalty
-        finite = torch.isfinite(loss).float()
-        workers.sum_(finite)
-        if finite.item() < workers.size:  # the one sync point: checked before the step, so the weights stay finite
-            kept = f"finished epochs kept in {where}: {epoch - 1}" if epoch > 1 else "no epoch had finished"
-            value = loss.item() if not math.isfinite(loss.item()) else "nan on another worker"
-            raise RegulabError(f"the loss became {value} at epoch {epoch}, step {step}; "
-                               f"lower --lr (now {cfg.lr}) and train again; {kept}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if state.ema:
-            state.ema.update_parameters(model)
+            state.ema.update(model)
         steps_done = (epoch - 1) * len(batches) + step
         if state.lookahead and steps_done % cfg.lookahead == 0:
             state.lookahead.update(model, steps_done / (cfg.epochs * len(batches)))
+        sums.add(step, loss.detach(), data_loss.detach(), penalty.detach(), logits.detach(), yb)
 
-        sums.data_loss += data_loss.detach()
-        sums.penalty += penalty.detach() * len(idx)
-        sums.correct += (logits.detach().argmax(1) == yb).sum()
-        sums.seen += len(yb)
+        if step % CHECK_EVERY == 0 or step == len(batches):
+            sums.check_finite(workers, cfg, epoch, where)
+            if bar is not None:  # this worker's own samples; the penalty is everyone's
+                seen_by_all = min(step * cfg.batch_size, n_train)
+                bar.set_postfix_str(f"loss {sums.data_loss.item() / sums.seen + sums.penalty.item() / seen_by_all:.4f} "
+                                    f"acc {sums.correct.item() / sums.seen:.4f}", refresh=False)
+        if bar is not None:
+            bar.update()
         if stop.signal:
             raise TrainingStopped(f"stopped by {stop.signal} in epoch {epoch}; finished epochs saved: {epoch - 1}; "
                                   f"resume with: regulab train --resume {where}", run_dir=where)
         cores.adjust(log)
-        if bar is not None:
-            bar.update()
-            if step % 50 == 0 or step == len(batches):  # this worker's own samples; the penalty is everyone's
-                seen_by_all = min(step * cfg.batch_size, n_train)
-                bar.set_postfix_str(f"loss {sums.data_loss.item() / sums.seen + sums.penalty.item() / seen_by_all:.4f} "
-                                    f"acc {sums.correct.item() / sums.seen:.4f}", refresh=False)
     if bar is not None:
         bar.close()
     if state.lookahead and epoch == cfg.epochs:
@@ -419,11 +451,15 @@ def _test(state: TrainState, cfg: Config, splits: data_lib.Splits, run: RunDir, 
     any machine) report one number for one run."""
     started = time.perf_counter()
     history, evaluated = state.history, state.evaluated
-    last_test = best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32")
+    x_test, y_test = splits.test
+    best_logits = predict(evaluated, x_test, cfg.eval_batch_size, "fp32")
+    last_test = best_test = scores(best_logits, y_test)
     if state.best_epoch != len(history):
         evaluated.load_state_dict(run.load_weights(BEST_WEIGHTS, evaluated))
-        best_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32")
-    tta_test = evaluate(evaluated, *splits.test, cfg.eval_batch_size, "fp32", cfg.tta) if cfg.tta else Scores(None, None, None)
+        best_logits = predict(evaluated, x_test, cfg.eval_batch_size, "fp32")
+        best_test = scores(best_logits, y_test)
+    tta_test = scores(predict(evaluated, x_test, cfg.eval_batch_size, "fp32", cfg.tta, cfg.tta_unsure, plain=best_logits),
+                      y_test) if cfg.tta else Scores(None, None, None)
     best = history[state.best_epoch - 1]
     metrics = {
         "best_epoch": state.best_epoch, "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
@@ -432,7 +468,8 @@ def _test(state: TrainState, cfg: Config, splits: data_lib.Splits, run: RunDir, 
         # test_loss is the negative log-likelihood of the true class (no penalty): with test_ece, the calibration.
         "test_loss": best_test.loss, "test_acc": best_test.acc, "test_ece": best_test.ece,
         "test_loss_last": last_test.loss, "test_acc_last": last_test.acc, "test_ece_last": last_test.ece,
-        "tta": cfg.tta, "test_loss_tta": tta_test.loss, "test_acc_tta": tta_test.acc, "test_ece_tta": tta_test.ece,
+        "tta": cfg.tta, "tta_unsure": cfg.tta_unsure,
+        "test_loss_tta": tta_test.loss, "test_acc_tta": tta_test.acc, "test_ece_tta": tta_test.ece,
         "test_precision": "fp32", "test_seconds": None,
     }
     if splits.val is not None:
@@ -441,7 +478,8 @@ def _test(state: TrainState, cfg: Config, splits: data_lib.Splits, run: RunDir, 
     else:
         log(f"test_acc {best_test.acc:.4f} after {state.best_epoch} epochs (fp32); test ECE {best_test.ece:.4f}")
     if cfg.tta:
-        log(f"test_acc {tta_test.acc:.4f} with test-time augmentation (level {cfg.tta}, fp32): the headline; "
+        share = f", on the {cfg.tta_unsure:.0%} least confident images" if cfg.tta_unsure < 1 else ""
+        log(f"test_acc {tta_test.acc:.4f} with test-time augmentation (level {cfg.tta}{share}, fp32): the headline; "
             f"{best_test.acc:.4f} without")
     metrics["test_seconds"] = time.perf_counter() - started
     return metrics

@@ -45,6 +45,32 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 GOAL_ACC, GOAL_SECONDS, GOAL_SEEDS = 0.94, 480, 5
 
 
+def summarize(runs: list[dict], plan: dict[str, int]) -> tuple[list[str], list[dict]]:
+    """The table's lines, and per preset the mean and spread of every timing and accuracy."""
+    lines = ["| preset | seed | train s | eval s | other s | wall s | test acc | test acc (TTA) |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['preset']} | {r['seed']} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} | "
+              f"{r['wall_seconds'] - r['train_seconds'] - r['eval_seconds']:.0f} | {r['wall_seconds']:.0f} | "
+              f"{r['test_acc']:.4f} | {r['test_acc_tta']:.4f} |" for r in runs]
+    summary = []
+    for preset in plan:
+        group = [r for r in runs if r["preset"] == preset]
+        if not group:
+            continue
+        stats = {k: mean_std([r[k] for r in group])
+                 for k in ("wall_seconds", "train_seconds", "eval_seconds", "test_acc", "test_acc_tta")}
+        stats = {k: {"mean": m, "std": s} for k, (m, s) in stats.items()}
+        summary.append({"preset": preset, "seeds": len(group), **stats,
+                        "goal_met": len(group) >= GOAL_SEEDS and stats["test_acc_tta"]["mean"] >= GOAL_ACC
+                        and stats["wall_seconds"]["mean"] <= GOAL_SECONDS})
+        lines.append(f"| {preset} | mean ± std (n={len(group)}) | {stats['train_seconds']['mean']:.0f} | "
+                     f"{stats['eval_seconds']['mean']:.0f} | | "
+                     f"{stats['wall_seconds']['mean']:.0f} ± {stats['wall_seconds']['std']:.0f} | "
+                     f"{stats['test_acc']['mean']:.4f} ± {stats['test_acc']['std']:.4f} | "
+                     f"{stats['test_acc_tta']['mean']:.4f} ± {stats['test_acc_tta']['std']:.4f} |")
+    return lines, summary
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["fast:3"], help="NAME:SEEDS, taking turns seed by seed")
@@ -56,6 +82,10 @@ def main():
 
     plan = {name: int(seeds) for name, _, seeds in (p.partition(":") for p in args.presets)}
     device = resolve_device(args.device)
+    machine = {"device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
+               "threads": torch.get_num_threads(), "torch": torch.__version__}
+    path = args.json or HERE / "results" / f"fast{'_cuda' if device.type == 'cuda' else ''}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     runs = []
     for seed in range(max(plan.values())):
         for preset in [name for name, seeds in plan.items() if seed < seeds]:
@@ -69,26 +99,10 @@ def main():
                          "median_images_per_s": m["median_images_per_s"], "precision": m["precision"],
                          "config": {k: v for k, v in vars(cfg).items() if k not in ("data", "out")}})
             print(f"{preset} seed {seed}: {runs[-1]['wall_seconds']:.0f} s, test acc {m['test_acc_tta']:.4f}", flush=True)
+            lines, summary = summarize(runs, plan)  # written after every run: an hours-long bench loses none
+            path.write_text(json.dumps({"machine": machine, "plan": plan, "runs": runs, "summary": summary,
+                                        "table": lines}, indent=2))
 
-    lines = ["| preset | seed | train s | eval s | other s | wall s | test acc | test acc (TTA) |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['preset']} | {r['seed']} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} | "
-              f"{r['wall_seconds'] - r['train_seconds'] - r['eval_seconds']:.0f} | {r['wall_seconds']:.0f} | "
-              f"{r['test_acc']:.4f} | {r['test_acc_tta']:.4f} |" for r in runs]
-    summary = []
-    for preset in plan:
-        group = [r for r in runs if r["preset"] == preset]
-        stats = {k: mean_std([r[k] for r in group])
-                 for k in ("wall_seconds", "train_seconds", "eval_seconds", "test_acc", "test_acc_tta")}
-        stats = {k: {"mean": m, "std": s} for k, (m, s) in stats.items()}
-        summary.append({"preset": preset, "seeds": len(group), **stats,
-                        "goal_met": len(group) >= GOAL_SEEDS and stats["test_acc_tta"]["mean"] >= GOAL_ACC
-                        and stats["wall_seconds"]["mean"] <= GOAL_SECONDS})
-        lines.append(f"| {preset} | mean ± std (n={len(group)}) | {stats['train_seconds']['mean']:.0f} | "
-                     f"{stats['eval_seconds']['mean']:.0f} | | "
-                     f"{stats['wall_seconds']['mean']:.0f} ± {stats['wall_seconds']['std']:.0f} | "
-                     f"{stats['test_acc']['mean']:.4f} ± {stats['test_acc']['std']:.4f} | "
-                     f"{stats['test_acc_tta']['mean']:.4f} ± {stats['test_acc_tta']['std']:.4f} |")
     print("\n".join(lines))
     reference = summary[-1]
     for s in summary:
@@ -96,12 +110,6 @@ def main():
         print(f"{s['preset']}: mean TTA test accuracy {s['test_acc_tta']['mean']:.4f} in {s['wall_seconds']['mean']:.0f} s "
               f"({ratio:.2f}x the time of {reference['preset']}); >= {GOAL_ACC:.0%} in <= {GOAL_SECONDS} s over >= "
               f"{GOAL_SEEDS} seeds: {'MET' if s['goal_met'] else 'NOT MET'}")
-
-    machine = {"device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__}
-    path = args.json or HERE / "results" / f"fast{'_cuda' if device.type == 'cuda' else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": machine, "runs": runs, "summary": summary, "table": lines}, indent=2))
     print(f"wrote {path}")
 
 

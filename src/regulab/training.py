@@ -183,13 +183,15 @@ class EpochSums:
         return cls(zero(torch.float64), zero(torch.float64), zero(torch.int64),
                    torch.full((), NO_BAD_STEP, device=device), zero(torch.float32))
 
-    def add(self, step: int, loss: torch.Tensor, data_loss: torch.Tensor, penalty: torch.Tensor, logits: torch.Tensor,
-            labels: torch.Tensor) -> None:
+    def add(self, step: int, loss: torch.Tensor, data_loss: torch.Tensor, penalty_sum: torch.Tensor,
+            logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """One step's sums: `penalty_sum` is the penalty times the whole batch's size (every
+        worker's share), `labels` this worker's."""
         newly_bad = ~torch.isfinite(loss) & (self.first_bad_step == NO_BAD_STEP)
         self.first_bad_step.masked_fill_(newly_bad, step)
         self.first_bad_loss = torch.where(newly_bad, loss, self.first_bad_loss)
         self.data_loss += data_loss
-        self.penalty += penalty * len(labels)
+        self.penalty += penalty_sum
         self.correct += (logits.argmax(1) == labels).sum()
         self.seen += len(labels)
 
@@ -239,7 +241,7 @@ def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, 
         steps_done = (epoch - 1) * len(batches) + step
         if state.lookahead and steps_done % cfg.lookahead == 0:
             state.lookahead.update(model, steps_done / (cfg.epochs * len(batches)))
-        sums.add(step, loss.detach(), data_loss.detach(), penalty.detach(), logits.detach(), yb)
+        sums.add(step, loss.detach(), data_loss.detach(), penalty.detach() * len(idx), logits.detach(), yb)
 
         if step % CHECK_EVERY == 0 or step == len(batches):
             sums.check_finite(workers, cfg, epoch, where)

@@ -107,6 +107,7 @@ def evaluate_run(path: str | os.PathLike, data: str | None = None, tta: int | No
     pairs = sorted(((int(off_diagonal[t, p]), t, p) for t in range(k) for p in range(k) if off_diagonal[t, p]), reverse=True)
     result = {
         "run": str(trained.path), "data": raw.source, "images": len(labels), "tta": trained.config.tta if tta is None else tta,
+        "tta_unsure": trained.config.tta_unsure if tta is None else 1.0,
         "accuracy": float((predicted == labels).double().mean()),
         "loss": float(torch.nn.functional.nll_loss(probs.clamp(min=1e-12).log(), labels)),
         "ece": None, "reliability": reliability(probs.max(1).values, predicted == labels),
@@ -127,8 +128,11 @@ def evaluate_run(path: str | os.PathLike, data: str | None = None, tta: int | No
 
 
 def evaluation_table(result: dict) -> str:
+    tta = f"test-time augmentation level {result['tta']}"
+    if result["tta"] and result.get("tta_unsure", 1.0) < 1:  # evaluation.json from before the share lacks it
+        tta += f" on the {result['tta_unsure']:.0%} least confident images"
     lines = [f"test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, ECE {result['ece']:.4f} on "
-             f"{result['images']:,} images ({result['data']}; fp32; test-time augmentation level {result['tta']})", "",
+             f"{result['images']:,} images ({result['data']}; fp32; {tta})", "",
              f"{'class':<11} {'images':>6} {'precision':>9} {'recall':>7} {'f1':>6}"]
     lines += [f"{c['class']:<11} {c['images']:>6} {c['precision']:>9.4f} {c['recall']:>7.4f} {c['f1']:>6.4f}"
               for c in result["per_class"]]

@@ -50,6 +50,7 @@ def test_train_end_to_end_into_a_run_folder(tmp_path, capsys):
     (["train", "--lr", "-1"], "--lr must be positive"),
     (["train", "--dropout-head", "1.5"], "--dropout-head must be in [0, 1)"),
     (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["train", "--whiten-bias-epochs", "3"], "--whiten-bias-epochs needs --whiten"),
     (["train", "--augment", "crop,flop"], "unknown augmentation 'flop'; did you mean 'flip'?"),
     (["train", "--data", "cifar10-mini", "--model", "seed-cnm", "--out", "/tmp/regulab-unused"], "did you mean 'seed-cnn'?"),
     (["plot", "/nowhere"], "is missing; is /nowhere a regulab run folder?"),

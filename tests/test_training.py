@@ -152,12 +152,13 @@ def test_fast_preset_moves_filters_by_muon_and_the_rest_by_sgd_at_airbench_rates
     names = {id(p): n for n, p in model.named_parameters()}
     assert isinstance(muon, optim.Muon) and isinstance(sgd, torch.optim.SGD)
     assert {names[id(p)] for p in muon.param_groups[0]["params"]} == {f"group{i}.{j}.weight" for i in (1, 2, 3) for j in (0, 4)}
-    head, norms, others = sgd.param_groups
-    assert [names[id(p)] for p in head["params"]] == ["head.weight"]
-    assert [names[id(p)] for p in others["params"]] == ["whiten.bias"]
+    head, norms, others, whiten_bias = sgd.param_groups
+    assert [names[id(p)] for p in head["params"]] == ["head.weight"] and others["params"] == []
+    assert [names[id(p)] for p in whiten_bias["params"]] == ["whiten.bias"] and whiten_bias["until_epoch"] == 3
     # airbench94_muon's summed-loss rates, for the mean loss: biases 0.053 * 2000; a shrink of 2e-6 * 2000 a step.
     assert norms["lr"] == pytest.approx(0.053 * 2000) and head["lr"] * head["weight_decay"] == pytest.approx(0.004)
-    assert norms["lr"] * norms["weight_decay"] == pytest.approx(0.004) and others["weight_decay"] == 0
+    assert norms["lr"] * norms["weight_decay"] == pytest.approx(0.004)
+    assert {k: whiten_bias[k] for k in ("lr", "weight_decay")} == {k: norms[k] for k in ("lr", "weight_decay")}
     assert muon.param_groups[0]["lr"] == 0.24 and muon.param_groups[0]["momentum"] == 0.6
     assert [g["initial_lr"] for g in optimizer.param_groups] == [g["lr"] for g in optimizer.param_groups]
 
@@ -308,6 +309,19 @@ def test_fast_preset_short_run_on_mini(monkeypatch, tmp_path):
     weights = torch.load(tmp_path / "fast" / "last.pt", weights_only=True)
     images = data_lib.prepare(data_lib.load_mini(), 0.0, cfg.split_seed, cfg.train_fraction).train[0][:5000]
     assert torch.equal(weights["whiten.weight"], whitening_weights(images)[0])
+
+
+def test_the_whitening_bias_learns_for_its_epochs_then_holds_still(tmp_path):
+    cfg = make_config("fast", data="cifar10-mini", epochs=3, whiten_bias_epochs=1, batch_size=500, train_fraction=0.5)
+    splits = data_lib.prepare(data_lib.load_mini(), 0.0, cfg.split_seed, cfg.train_fraction)
+    state = train_lib.TrainState.start(cfg, train_lib.build_model(cfg), splits.train[0], len(splits.classes))
+    biases = [state.model.whiten.bias.detach().clone()]
+    for epoch in (1, 2):
+        train_lib.train_one_epoch(state, state.model, cfg, epoch, *splits.train, "fp32", train_lib.Workers(),
+                                  runtime.StopOnSignal(), runtime.CoreShare(torch.get_num_threads()), tmp_path)
+        biases.append(state.model.whiten.bias.detach().clone())
+    assert not torch.equal(biases[1], biases[0])  # epoch 1: it moved
+    assert torch.equal(biases[2], biases[1])  # epoch 2: frozen, momentum and weight decay included
 
 
 def test_whiten_needs_a_model_with_a_whitening_layer(tmp_path):

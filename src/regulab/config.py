@@ -49,6 +49,9 @@ class Config:
                              "fine-tuning, or a longer schedule from a finished run; recorded in config.json")
     whiten: bool = setting(False, "set the model's first layer from a whitening of 2x2 training patches, then freeze it "
                            "(fast-net only)")
+    whiten_bias_epochs: float = setting(0.0, "with --whiten: train the whitening layer's bias at the batch-norm shifts' "
+                                        "rate for this many epochs, then freeze it (airbench); 0 trains it with the "
+                                        "head all run")
     batch_norm: bool = setting(False, "batch normalization after every convolution, before its ReLU")
     dropout_blocks: float = setting(0.0, "dropout rate after each conv block's pooling (0 is off)")
     dropout_head: float = setting(0.0, "dropout rate before the classifier (0 is off)")
@@ -137,6 +140,8 @@ class Config:
         need(self.tta in (0, 1, 2), f"--tta must be 0 (off), 1 (mirror) or 2 (mirror and shifts), not {self.tta}")
         need(0 < self.tta_unsure <= 1, f"--tta-unsure must be in (0, 1], not {self.tta_unsure}")
         need(self.muon_lr > 0 and 0 <= self.muon_momentum < 1, "--muon-lr must be positive and --muon-momentum in [0, 1)")
+        need(self.whiten_bias_epochs >= 0, f"--whiten-bias-epochs must be zero or positive, not {self.whiten_bias_epochs}")
+        need(self.whiten or not self.whiten_bias_epochs, "--whiten-bias-epochs needs --whiten")
         need(self.norm_lr_scale > 0, f"--norm-lr-scale must be positive, not {self.norm_lr_scale}")
         need(0 <= self.warmup_from <= 1 and 0 <= self.decay_to <= 1, "--warmup-from and --decay-to must be in [0, 1]")
         need(self.crop_pad >= 0 and self.cutout_size >= 1, "--crop-pad must be >= 0 and --cutout-size >= 1")
@@ -324,6 +329,7 @@ def fast() -> dict:
     return {
         "val_fraction": 0.0,       # train on all 50,000 as the published records do; test only at the end
         "model": "fast-net", "whiten": True, "l2": 0.0,
+        "whiten_bias_epochs": 3,   # the first layer's shift learns early at the bias rate, then holds still
         "augment": "translate,altflip", "crop_pad": 2,  # 2-pixel shifts with mirrored edges; flips alternate by epoch
         "label_smoothing": 0.2,    # with logits scaled by 1/9 this keeps the net from overconfidence in a short run
         "epochs": 8, "batch_size": _MUON_BATCH,

@@ -105,7 +105,8 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer | Op
     """The configured optimizer. Weight decay applies to kernels, and to batch-norm parameters
     at the same shrink per step (their lr is `norm_lr_scale` times larger, their decay that much
     smaller); never to biases, where it regularizes nothing. With muon, Muon moves the conv
-    filters and Nesterov SGD the rest as with sgd."""
+    filters and Nesterov SGD the rest as with sgd. With --whiten-bias-epochs, the whitening bias
+    moves as a batch-norm shift does, in a group of its own that stops at that epoch."""
     trainable = {id(p): p for p in model.parameters() if p.requires_grad}
     filters = [p for p in trainable.values() if p.dim() == 4] if cfg.optimizer == "muon" else []
     for p in filters:
@@ -113,10 +114,13 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer | Op
     kernels = [k for k in regularized_kernels(model, "all") if id(k) in trainable]
     norms = [p for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
              for p in m.parameters(recurse=False) if id(p) in trainable]
-    grouped = {id(p) for p in kernels + norms}
-    groups = [{"params": kernels},
-              {"params": norms, "lr": cfg.lr * cfg.norm_lr_scale, "weight_decay": cfg.weight_decay / cfg.norm_lr_scale},
+    shifts = {"lr": cfg.lr * cfg.norm_lr_scale, "weight_decay": cfg.weight_decay / cfg.norm_lr_scale}
+    whiten_bias = [model.whiten.bias] if cfg.whiten_bias_epochs else []
+    grouped = {id(p) for p in kernels + norms + whiten_bias}
+    groups = [{"params": kernels}, {"params": norms, **shifts},
               {"params": [p for p in trainable.values() if id(p) not in grouped], "weight_decay": 0.0}]
+    if whiten_bias:  # the schedule sets a group's lr to 0 past its until_epoch
+        groups.append({"params": whiten_bias, **shifts, "until_epoch": cfg.whiten_bias_epochs})
     if cfg.optimizer in ("sgd", "muon"):
         optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
     else:

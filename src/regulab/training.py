@@ -219,9 +219,10 @@ def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, 
     bar = _progress_bar(len(batches), epoch, cfg.epochs) if show_bar else None
     base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
     for step, idx in enumerate(batches, 1):
-        factor = lr_factor(cfg, epoch - 1 + step / len(batches))
+        progress = epoch - 1 + step / len(batches)
+        factor = lr_factor(cfg, progress)
         for group, base_lr in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base_lr * factor
+            group["lr"] = base_lr * factor if progress <= group.get("until_epoch", math.inf) else 0.0
         xb, yb = x_train[idx], y_train[idx]
         xb, target = state.augment(xb, yb, idx, epoch) if state.augment else (xb, yb)
         mine = workers.share(len(idx))  # every worker drew the whole batch's augmentation alike

@@ -1,8 +1,9 @@
 """The fast presets over several seeds on the real CIFAR-10: the 94% goal, measured.
 
-    python bench/fast.py [--presets fast:5 fast-sgd:3] [--epochs N] [--data PATH] [--device auto]
+    python bench/fast.py [--presets fast:5 fast-sgd:3 fast+epochs=8:5] [--epochs N] [--data PATH] [--device auto]
 
-Trains each preset (NAME:SEEDS, seeds 0, 1, ...) on all 50,000 training images and tests it on
+Trains each preset (NAME:SEEDS, seeds 0, 1, ...; NAME+SETTING=VALUE+... for a variant, any
+`regulab train` option) on all 50,000 training images and tests it on
 the official 10,000 test images after training only. The presets take turns, seed by seed
 (fast seed 0, fast-sgd seed 0, fast seed 1, ...), so that the machine's drift hits them alike
 and their ratio of times means something. Prints per run the wall seconds from the call to the
@@ -23,6 +24,7 @@ import torch
 
 from regulab.config import make_config
 from regulab.runtime import resolve_device
+from regulab.sweeps import parse_grid
 from regulab.training import train
 
 HERE = Path(__file__).resolve().parent
@@ -80,7 +82,10 @@ def main():
     parser.add_argument("--json", type=Path, default=None, help="default bench/results/fast[_cuda].json")
     args = parser.parse_args()
 
-    plan = {name: int(seeds) for name, _, seeds in (p.partition(":") for p in args.presets)}
+    plan = {name: int(seeds) for name, _, seeds in (p.rpartition(":") for p in args.presets)}
+    variants = {name: name.split("+") for name in plan}  # preset, then SETTING=VALUE overrides
+    variants = {name: (preset, {k: v[0] for k, v in parse_grid(settings).items()})
+                for name, (preset, *settings) in variants.items()}
     device = resolve_device(args.device)
     machine = {"device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
                "threads": torch.get_num_threads(), "torch": torch.__version__}
@@ -91,7 +96,10 @@ def main():
         for preset in [name for name, seeds in plan.items() if seed < seeds]:
             out = HERE / "out" / f"{preset}_{device.type}_s{seed}"  # weights stay out of git
             started = time.perf_counter()
-            cfg = make_config(preset, data=args.data, device=args.device, seed=seed, epochs=args.epochs, out=str(out))
+            name, overrides = variants[preset]
+            if args.epochs:
+                overrides = {**overrides, "epochs": args.epochs}
+            cfg = make_config(name, **overrides, data=args.data, device=args.device, seed=seed, out=str(out))
             m = train(cfg, overwrite=True, progress=False)
             runs.append({"preset": preset, "seed": seed, "wall_seconds": time.perf_counter() - started,
                          "train_seconds": m["train_seconds"], "eval_seconds": m["eval_seconds"],

@@ -325,16 +325,18 @@ _MUON_BIAS_LR = 0.053 * _MUON_BATCH
 
 @register_preset
 def fast() -> dict:
-    """fast-net, whitened input, Muon on the filters, 8 epochs, TTA on the unsure quarter; all 50,000 images."""
+    """fast-net, whitened input, Muon on the filters, 9 epochs, TTA on the unsure quarter; all 50,000 images."""
     return {
         "val_fraction": 0.0,       # train on all 50,000 as the published records do; test only at the end
         "model": "fast-net", "whiten": True, "l2": 0.0,
-        "whiten_bias_epochs": 3,   # the first layer's shift learns early at the bias rate, then holds still
+        "whiten_bias_epochs": 3,   # as airbench; measured no different from training it all run
+
         "augment": "translate,altflip", "crop_pad": 2,  # 2-pixel shifts with mirrored edges; flips alternate by epoch
         "label_smoothing": 0.2,    # with logits scaled by 1/9 this keeps the net from overconfidence in a short run
-        "epochs": 8, "batch_size": _MUON_BATCH,
         # Muon orthogonalizes the filters' updates: every direction of a filter bank learns at
-        # once, which is what lets 8 epochs do the work of 10.
+        # once, which is what lets 9 epochs do the work of 10. airbench94_muon stops at 8; here 8
+        # gave 93.98% over 20 seeds and 9 gave 94.18% over 10 (bench/results/fast_cuda_variants.json).
+        "epochs": 9, "batch_size": _MUON_BATCH,
         "optimizer": "muon", "muon_lr": 0.24, "muon_momentum": 0.6,
         "lr": _MUON_HEAD_LR, "momentum": 0.85,
         "norm_lr_scale": _MUON_BIAS_LR / _MUON_HEAD_LR,  # batch-norm shifts at the bias lr

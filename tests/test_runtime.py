@@ -11,7 +11,7 @@ import torch
 from regulab.cli import main
 from regulab.errors import RegulabError
 from regulab.rundir import RunDir
-from regulab.runtime import CoreShare
+from regulab.runtime import CoreShare, usable_cores
 
 QUICK = ["--data", "cifar10-mini", "--batch-size", "256", "--train-fraction", "0.25", "--precision", "fp32"]
 
@@ -80,6 +80,12 @@ def test_trainings_take_equal_shares_of_the_cores_left(tmp_path):
         assert me.share()[0] == 6 and not (folder / f"{2**22 + 12345}.json").exists()
     assert not (folder / f"{os.getpid()}.json").exists()  # unregistered on the way out
     assert CoreShare(fixed_threads=1, cores=8, folder=folder).share() == (1, "1 (--threads)")
+
+
+def test_the_cores_are_those_this_process_may_run_on(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)  # as under `taskset -c 3`
+    assert usable_cores() == 1
+    assert CoreShare(folder=tmp_path).share() == (1, "1 (the one core; no other regulab training is running)")
 
 
 def test_adjust_resizes_the_thread_pool_when_a_training_arrives(tmp_path, monkeypatch):

@@ -240,10 +240,12 @@ def test_early_stopping_keeps_and_evaluates_the_best_epoch(mini_splits, tmp_path
     assert metrics["test_acc"] == evaluate(model, *mini_splits.test, 1000, "fp32").acc  # the test is scored in fp32
 
 
-def test_monitor_val_loss_ranks_by_the_logged_val_loss_penalty_included(mini_splits, tmp_path):
+def test_monitor_val_loss_ranks_by_the_logged_val_loss_penalty_included(tmp_path):
     """Keras's val_loss, as logged, includes the penalty; the best epoch is the one with the lowest of it."""
-    cfg = make_config("seed", epochs=4, lr=1e-3, l2=0.05, monitor="val_loss", batch_size=128, out=str(tmp_path / "r"))
-    metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+    cfg = make_config("seed", epochs=4, lr=1e-3, l2=0.05, monitor="val_loss", batch_size=128, train_fraction=0.5,
+                      out=str(tmp_path / "r"))
+    splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
+    metrics = train(cfg, splits=splits, log=lambda *_: None, progress=False)
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     assert metrics["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"] == metrics["min_val_loss_epoch"]
     assert metrics["best_val_loss"] == min(r["val_loss"] for r in history)
@@ -261,9 +263,10 @@ def test_ema_weights_are_the_ones_saved_and_evaluated(mini_splits, tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["seed-dropout", "seed-bn", "seed-augment", "seed-wd", "seed-all"])
-def test_every_lab_preset_trains(preset, mini_splits, tmp_path):
-    train(make_config(preset, epochs=2, batch_size=64, out=str(tmp_path / preset)), splits=mini_splits,
-          log=lambda *_: None, progress=False)
+def test_every_lab_preset_trains(preset, tmp_path):
+    cfg = make_config(preset, epochs=2, batch_size=64, train_fraction=0.25, out=str(tmp_path / preset))
+    splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
+    train(cfg, splits=splits, log=lambda *_: None, progress=False)
     history = json.loads((tmp_path / preset / "history.json").read_text())
     assert history[1]["data_loss"] < history[0]["data_loss"]
 
@@ -312,7 +315,7 @@ def test_fast_preset_short_run_on_mini(monkeypatch, tmp_path):
 
 
 def test_the_whitening_bias_learns_for_its_epochs_then_holds_still(tmp_path):
-    cfg = make_config("fast", data="cifar10-mini", epochs=3, whiten_bias_epochs=1, batch_size=500, train_fraction=0.5)
+    cfg = make_config("fast", data="cifar10-mini", epochs=3, whiten_bias_epochs=1, batch_size=100, train_fraction=0.1)
     splits = data_lib.prepare(data_lib.load_mini(), 0.0, cfg.split_seed, cfg.train_fraction)
     state = train_lib.TrainState.start(cfg, train_lib.build_model(cfg), splits.train[0], len(splits.classes))
     biases = [state.model.whiten.bias.detach().clone()]
@@ -351,10 +354,11 @@ def test_lookahead_pulls_a_slow_copy_and_restarts_from_it():
     assert torch.allclose(model.weight, expected)
 
 
-def test_an_early_stop_with_lookahead_ends_on_the_slow_weights(mini_splits, tmp_path):
+def test_an_early_stop_with_lookahead_ends_on_the_slow_weights(tmp_path):
     cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=1, monitor="val_loss", lookahead=3, batch_size=128,
-                      out=str(tmp_path / "r"))
-    metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+                      train_fraction=0.5, out=str(tmp_path / "r"))
+    splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
+    metrics = train(cfg, splits=splits, log=lambda *_: None, progress=False)
     assert metrics["epochs_run"] < 20
     slow = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["lookahead"]
     last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)

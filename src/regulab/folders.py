@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from regulab.errors import RegulabError
+from regulab.runtime import usable_cores
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
                   ".pnm", ".ico")
@@ -269,7 +270,7 @@ def load_folder(root: str | os.PathLike, size: int, cache: Path, skip_bad: bool 
 
 def _decode(root: Path, found: list, classes: tuple[str, ...], size: int, notes: list[str]) -> FolderImages:
     paths = [str(path) for path, _, _ in found]
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = usable_cores()
     if len(paths) >= PARALLEL_FROM and workers > 1:
         chunks = [paths[i:i + 256] for i in range(0, len(paths), 256)]
         # Forked workers, as PyTorch's DataLoader uses for the same job: they touch only Pillow and

@@ -18,6 +18,12 @@ from regulab.errors import RegulabError
 from regulab.rundir import atomic_write
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, a container's cpuset, a
+    pinned test worker), not every core the machine has."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RegulabError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
@@ -89,7 +95,7 @@ class CoreShare:
     def __init__(self, fixed_threads: int = 0, cores: int | None = None, folder: Path | None = None):
         from regulab.data import cache_dir
 
-        self.fixed, self.cores = fixed_threads, cores or os.cpu_count() or 1
+        self.fixed, self.cores = fixed_threads, cores or usable_cores()
         self.folder = Path(folder) if folder else cache_dir() / "running"
         self.me = self.folder / f"{os.getpid()}.json"
         self.threads, self._looked = 0, 0.0
@@ -133,7 +139,8 @@ class CoreShare:
             return self.fixed, f"{self.fixed} (--threads)"
         others = self.others()
         if not others:
-            return self.cores, f"{self.cores} (all {self.cores} cores; no other regulab training is running)"
+            every = f"all {self.cores} cores" if self.cores > 1 else "the one core"
+            return self.cores, f"{self.cores} ({every}; no other regulab training is running)"
         free = max(self.cores - sum(others), 1)
         sharing = 1 + sum(1 for t in others if t == 0)
         threads = max(free // sharing, 1)

@@ -33,6 +33,7 @@ from regulab.config import PRESETS, SWEEP_OWN, Config, config_fields, make_confi
 from regulab.errors import RegulabError, TrainingStopped, unknown_name
 from regulab.models import MODELS, registered_here
 from regulab.rundir import CHECKPOINT, METRICS, RunDir, atomic_write
+from regulab.runtime import usable_cores
 
 MANIFEST = "sweep.json"
 # Settings that change where a run is written or how fast it goes, never what it computes; and the
@@ -203,7 +204,8 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, seeds: int, bas
     # The same run may belong to two groups of one sweep (l2=1e-3 of seed-noreg and the seed preset).
     wanted = {key: (g, s) for g in groups for s, key in g.runs.items()}
     todo = [(key, g, s) for key, (g, s) in wanted.items() if not RunDir(runs_dir / key).finished()]
-    cores, node_cores, where = (os.cpu_count() or 1), (os.cpu_count() or 1), "local processes"
+    cores = node_cores = usable_cores()
+    where = "local processes"
     here = sorted({g.config(overrides, 0).model for g in groups} & {name for name in MODELS if registered_here(name)})
     if here:  # a model defined in this process (a notebook, say) cannot be rebuilt in a child
         jobs, ray, where = 1, None, f"this process ({', '.join(here)} is registered here, not in a --model-file)"
@@ -313,7 +315,7 @@ def _join_ray(address: str) -> tuple[int, int, str]:
         raise RegulabError("--ray needs Ray; install it: pip install 'regulab[ray]'") from None
     try:
         if address == "local":
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False, configure_logging=False)
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:

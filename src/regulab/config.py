@@ -330,7 +330,6 @@ def fast() -> dict:
         "val_fraction": 0.0,       # train on all 50,000 as the published records do; test only at the end
         "model": "fast-net", "whiten": True, "l2": 0.0,
         "whiten_bias_epochs": 3,   # as airbench; measured no different from training it all run
-
         "augment": "translate,altflip", "crop_pad": 2,  # 2-pixel shifts with mirrored edges; flips alternate by epoch
         "label_smoothing": 0.2,    # with logits scaled by 1/9 this keeps the net from overconfidence in a short run
         # Muon orthogonalizes the filters' updates: every direction of a filter bank learns at

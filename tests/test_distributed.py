@@ -15,7 +15,7 @@ from regulab.report import load_study
 # gradient one process computes on the whole batch; only the order of float sums differs. Few,
 # large steps (2 epochs of 2) keep that rounding from growing: over hundreds of steps any two
 # runs that differ in rounding drift apart (one process at 1 and 2 threads does too).
-RUN = ["--preset", "seed", "--data", "cifar10-mini", "--epochs", "2", "--batch-size", "700", "--train-fraction", "0.5",
+RUN = ["--preset", "seed", "--data", "cifar10-mini", "--epochs", "2", "--batch-size", "350", "--train-fraction", "0.25",
        "--precision", "fp32"]
 
 

@@ -225,8 +225,8 @@ def test_learning_rate_schedules():
 
 
 def test_early_stopping_keeps_and_evaluates_the_best_epoch(mini_splits, tmp_path):
-    # No regularizer, a fast learning rate and half the subset: validation loss turns up within a few epochs.
-    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=2, monitor="val_loss", train_fraction=0.5,
+    # No regularizer, a fast learning rate and a quarter of the subset: validation loss turns up within a few epochs.
+    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=2, monitor="val_loss", train_fraction=0.25,
                       out=str(tmp_path / "r"))
     mini_splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
     metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
@@ -296,16 +296,16 @@ def test_tta_averages_mirror_and_one_pixel_shifts():
 def test_fast_preset_short_run_on_mini(monkeypatch, tmp_path):
     monkeypatch.setattr(runtime, "native_bf16", lambda device: False)  # as on a CPU without bf16: it says so
     lines = []
-    # Half the subset in batches of 500: the 8 steps of the full recipe on the subset, at half the cost.
-    cfg = make_config("fast", data="cifar10-mini", epochs=2, train_fraction=0.5, batch_size=500, out=str(tmp_path / "fast"))
+    # A quarter of the subset in batches of 250: 8 steps, at a quarter of the full subset's cost.
+    cfg = make_config("fast", data="cifar10-mini", epochs=2, train_fraction=0.25, batch_size=250, out=str(tmp_path / "fast"))
     metrics = train(cfg, log=lines.append, progress=False)
     history = json.loads((tmp_path / "fast" / "history.json").read_text())
-    assert metrics["train_size"] == 2000 and metrics["val_size"] == 0  # no validation set
+    assert metrics["train_size"] == 1000 and metrics["val_size"] == 0  # no validation set
     assert history[1]["data_loss"] < history[0]["data_loss"]
     assert metrics["test_acc"] > 0.2 and metrics["test_acc_tta"] > 0.2  # chance is 0.1
     assert metrics["wall_seconds"] >= metrics["train_seconds"] + metrics["eval_seconds"] > 0
     text = "\n".join(lines)
-    assert "training on all 2,000 training images" in text and "test-time augmentation" in text and "wall time" in text
+    assert "training on all 1,000 training images" in text and "test-time augmentation" in text and "wall time" in text
     assert any(line.startswith("note: no native bf16") and "fp32" in line and "slower" in line for line in lines)
     assert metrics["precision"] == "fp32"
     # The whitening layer stayed as the data set it; the rest trained.
@@ -356,7 +356,7 @@ def test_lookahead_pulls_a_slow_copy_and_restarts_from_it():
 
 def test_an_early_stop_with_lookahead_ends_on_the_slow_weights(tmp_path):
     cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=1, monitor="val_loss", lookahead=3, batch_size=128,
-                      train_fraction=0.5, out=str(tmp_path / "r"))
+                      train_fraction=0.25, out=str(tmp_path / "r"))
     splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
     metrics = train(cfg, splits=splits, log=lambda *_: None, progress=False)
     assert metrics["epochs_run"] < 20

@@ -83,9 +83,9 @@ def main():
     args = parser.parse_args()
 
     plan = {name: int(seeds) for name, _, seeds in (p.rpartition(":") for p in args.presets)}
-    variants = {name: name.split("+") for name in plan}  # preset, then SETTING=VALUE overrides
-    variants = {name: (preset, {k: v[0] for k, v in parse_grid(settings).items()})
-                for name, (preset, *settings) in variants.items()}
+    # NAME+SETTING=VALUE+...: the preset, and the overrides that make this variant of it
+    variants = {label: (label.split("+")[0], {k: v[0] for k, v in parse_grid(label.split("+")[1:]).items()})
+                for label in plan}
     device = resolve_device(args.device)
     machine = {"device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
                "threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from regulab.data import BATCH_DIR, IMAGES_PER_BATCH, TEST_BATCH, TRAIN_BATCHES
+from regulab.data import BATCH_DIR, IMAGES_PER_BATCH, TEST_BATCH, TRAIN_BATCHES, load_mini
 
 # The real archive, only where the environment names it; tests that need it skip otherwise.
 FULL_DATA = os.environ.get("REGULAB_DATA")
@@ -73,6 +73,20 @@ def write(path, array):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def cifar_sample(tmp_path_factory) -> Path:
+    """A folder of real CIFAR-10 images from the bundled subset, 30 per class to train on (210 train
+    and 90 validation after the seed's split) and 15 per class to test: the real network at its
+    real size, a tenth of the bundled subset's cost. For tests of what happens around a training
+    (checkpoints, signals, trackers, sweeps), where the number of images changes nothing."""
+    root, mini = tmp_path_factory.mktemp("cifar-sample"), load_mini()
+    for split, x, y, per_class in (("train", mini.x_train, mini.y_train, 30), ("test", mini.x_test, mini.y_test, 15)):
+        for label, name in enumerate(mini.classes):
+            for i in np.flatnonzero(y == label)[:per_class]:
+                write(root / split / name / f"{i:05d}.png", x[i].transpose(1, 2, 0))
+    return root
 
 
 def colour_folder(root, classes=("blue", "green", "red"), per_class=10, size=12, split=""):

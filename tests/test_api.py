@@ -15,15 +15,22 @@ import pytest
 import regulab
 from regulab.cli import main
 
-QUICK = dict(data="cifar10-mini", epochs=2, batch_size=128, train_fraction=0.25, precision="fp32", deterministic=True)
-QUICK_ARGS = ["--data", "cifar10-mini", "--epochs", "2", "--batch-size", "128", "--train-fraction", "0.25",
-              "--precision", "fp32", "--deterministic"]
 TIMING = {"seconds", "train_seconds", "images_per_s"}
 
 
-def test_the_api_and_the_command_line_train_the_same_run(tmp_path, capsys):
-    run = regulab.train("seed", out=str(tmp_path / "api"), **QUICK)
-    assert main(["train", "--preset", "seed", "--out", str(tmp_path / "cli"), *QUICK_ARGS]) == 0
+@pytest.fixture(scope="module")
+def quick(cifar_sample):
+    return dict(data=str(cifar_sample), epochs=2, precision="fp32", deterministic=True)
+
+
+@pytest.fixture(scope="module")
+def quick_args(quick):
+    return [f"--{key}" if value is True else f"--{key}={value}" for key, value in quick.items()]
+
+
+def test_the_api_and_the_command_line_train_the_same_run(quick, quick_args, tmp_path, capsys):
+    run = regulab.train("seed", out=str(tmp_path / "api"), **quick)
+    assert main(["train", "--preset", "seed", "--out", str(tmp_path / "cli"), *quick_args]) == 0
     cli = regulab.load(tmp_path / "cli")
     for key in run.history:
         if key not in TIMING:
@@ -47,7 +54,7 @@ def test_a_wrong_keyword_is_the_same_one_line_error(tmp_path):
     assert regulab.presets()["seed"].startswith("The notebook exactly")
 
 
-def test_an_interrupt_stops_cleanly_and_leaves_no_handler_behind(tmp_path, capsys):
+def test_an_interrupt_stops_cleanly_and_leaves_no_handler_behind(quick, tmp_path, capsys):
     """What a notebook's stop button does: SIGINT to the kernel, in the middle of training."""
     before = signal.getsignal(signal.SIGINT)
     out = tmp_path / "run"
@@ -61,7 +68,7 @@ def test_an_interrupt_stops_cleanly_and_leaves_no_handler_behind(tmp_path, capsy
                 return
             time.sleep(0.02)
     threading.Thread(target=interrupt_after_the_first_epoch, daemon=True).start()
-    run = regulab.train("seed", out=str(out), **{**QUICK, "epochs": 4, "batch_size": 32})
+    run = regulab.train("seed", out=str(out), **{**quick, "epochs": 4})
     assert 1 <= len(run.history["epoch"]) < 4 and run.metrics == {}
     assert f"continue with regulab.train(resume={str(out)!r})" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is before
@@ -86,14 +93,14 @@ def regulab_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "regulab", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
-def test_a_model_from_a_file_through_train_evaluate_export_and_resume(tmp_path):
+def test_a_model_from_a_file_through_train_evaluate_export_and_resume(quick_args, tmp_path):
     models = tmp_path / "my_models.py"
     models.write_text(MODEL_FILE)
     run = tmp_path / "run"
-    unmarked = regulab_cli("train", "--model-file", str(models), "--model", "file-net", "--out", str(run), *QUICK_ARGS)
+    unmarked = regulab_cli("train", "--model-file", str(models), "--model", "file-net", "--out", str(run), *quick_args)
     assert unmarked.returncode == 1 and "does not mark the kernels the seed regularizes" in unmarked.stderr
     trained = regulab_cli("train", "--model-file", str(models), "--model", "file-net", "--dropout-head", "0.2",
-                          "--penalty-scope", "all", "--out", str(run), *QUICK_ARGS)
+                          "--penalty-scope", "all", "--out", str(run), *quick_args)
     assert trained.returncode == 0, trained.stderr
     config = json.loads((run / "config.json").read_text())
     assert config["model_file"] == str(models) and len(config["model_file_sha256"]) == 64
@@ -105,7 +112,7 @@ def test_a_model_from_a_file_through_train_evaluate_export_and_resume(tmp_path):
     (run / "metrics.json").unlink()  # as if interrupted after its last epoch
     assert regulab_cli("train", "--resume", str(run)).returncode == 0
     refused = regulab_cli("train", "--model-file", str(models), "--model", "file-net", "--batch-norm", "--l2", "0",
-                          "--out", str(tmp_path / "bn"), *QUICK_ARGS)
+                          "--out", str(tmp_path / "bn"), *quick_args)
     assert refused.returncode == 1 and "the file-net model does not take --batch-norm" in refused.stderr
 
     models.write_text(MODEL_FILE.replace("nn.Linear(128, 10)", "nn.Linear(128, 10, bias=False)"))
@@ -117,26 +124,26 @@ def test_a_model_from_a_file_through_train_evaluate_export_and_resume(tmp_path):
     assert len(gone.stderr.strip().splitlines()) == 1
 
 
-def test_a_model_registered_in_this_process_trains_in_compare(tmp_path, capsys):
+def test_a_model_registered_in_this_process_trains_in_compare(quick, tmp_path, capsys):
     from torch import nn
 
     @regulab.register_model
     def here_net() -> nn.Module:
         return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
 
-    study = regulab.compare(["seed-noreg"], model="here-net", out=str(tmp_path / "c"), **QUICK)  # no L2 to place
+    study = regulab.compare(["seed-noreg"], model="here-net", out=str(tmp_path / "c"), **quick)  # no L2 to place
     assert "on this process (here-net is registered here" in capsys.readouterr().out
     assert study.rows[0]["n"] == 1 and "<table>" in study._repr_html_()
     assert study.runs("seed-noreg")[0].config["model"] == "here-net"
 
 
-def test_the_seed_notebook_runs(tmp_path):
+def test_the_seed_notebook_runs(cifar_sample, tmp_path):
     nbclient = pytest.importorskip("nbclient", reason="install regulab[test] to run the notebook")
     import nbformat
 
     notebook = nbformat.read(Path(__file__).resolve().parents[1] / "examples" / "seed.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # committed clean
-    os.environ["REGULAB_NOTEBOOK_QUICK"] = "1"
+    os.environ["REGULAB_NOTEBOOK_QUICK"] = str(cifar_sample)
     try:
         nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                                 resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -111,9 +111,9 @@ def test_a_folder_where_no_training_started_says_exactly_that(tmp_path, capsys):
         assert f"{empty} holds no regulab run: no training ever started there" in capsys.readouterr().err
 
 
-def test_resume_keeps_the_runs_length_and_init_from_trains_on(tmp_path, capsys):
+def test_resume_keeps_the_runs_length_and_init_from_trains_on(cifar_sample, tmp_path, capsys):
     first = tmp_path / "first"
-    quick = ["--data", "cifar10-mini", "--batch-size", "256", "--train-fraction", "0.25"]
+    quick = ["--data", str(cifar_sample)]
     assert main(["train", "--preset", "seed-noreg", "--epochs", "1", "--out", str(first), *quick]) == 0
     assert main(["train", "--resume", str(first), "--epochs", "3"]) == 1
     err = capsys.readouterr().err

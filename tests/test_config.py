@@ -17,9 +17,9 @@ def test_toml_round_trip_keeps_every_setting(tmp_path):
     assert make_config(values.pop("preset"), **values, out="somewhere") == cfg
 
 
-def test_train_from_a_config_file_with_overrides_then_repeat_from_the_run(tmp_path, capsys):
-    (tmp_path / "my.toml").write_text('preset = "seed-dropout"\ndata = "cifar10-mini"\nepochs = 1\nbatch_size = 128\n'
-                                      'dropout_head = 0.25\ntrain_fraction = 0.25\n')
+def test_train_from_a_config_file_with_overrides_then_repeat_from_the_run(cifar_sample, tmp_path, capsys):
+    (tmp_path / "my.toml").write_text(f'preset = "seed-dropout"\ndata = "{cifar_sample}"\nepochs = 1\nbatch_size = 128\n'
+                                      'dropout_head = 0.25\n')
     first = tmp_path / "first"
     assert main(["train", "--config", str(tmp_path / "my.toml"), "--batch-size", "256", "--out", str(first)]) == 0
     saved = json.loads((first / "config.json").read_text())

@@ -15,17 +15,19 @@ from regulab.report import load_study
 # gradient one process computes on the whole batch; only the order of float sums differs. Few,
 # large steps (2 epochs of 2) keep that rounding from growing: over hundreds of steps any two
 # runs that differ in rounding drift apart (one process at 1 and 2 threads does too).
-RUN = ["--preset", "seed", "--data", "cifar10-mini", "--epochs", "2", "--batch-size", "350", "--train-fraction", "0.25",
-       "--precision", "fp32"]
+@pytest.fixture
+def run_args(cifar_sample):
+    # 210 training images: 2 steps an epoch of 105, shared 53 and 52
+    return ["--preset", "seed", "--data", str(cifar_sample), "--epochs", "2", "--batch-size", "105", "--precision", "fp32"]
 
 
-def test_torchrun_two_processes_match_one(tmp_path):
+def test_torchrun_two_processes_match_one(run_args, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "regulab", "train", *RUN, "--threads", "1", "--out", str(tmp_path / "one")],
+    single = subprocess.run([sys.executable, "-m", "regulab", "train", *run_args, "--threads", "1", "--out", str(tmp_path / "one")],
                             capture_output=True, text=True, env=env, timeout=600)
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "-m", "regulab", "train", *RUN, "--threads", "1", "--out", str(tmp_path / "two")],
+                          "-m", "regulab", "train", *run_args, "--threads", "1", "--out", str(tmp_path / "two")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "data-parallel: 2 workers (gloo)" in ddp.stdout
@@ -46,11 +48,11 @@ def test_torchrun_two_processes_match_one(tmp_path):
     assert tests[1] == pytest.approx(tests[0], abs=2e-3)
 
 
-def test_compare_on_a_local_ray_instance(tmp_path, capsys):
+def test_compare_on_a_local_ray_instance(cifar_sample, tmp_path, capsys):
     pytest.importorskip("ray", reason="install regulab[ray] to test compare --ray")
     folder = tmp_path / "cmp"
     assert main(["compare", "seed-noreg", "seed", "--out", str(folder), "--ray", "local",
-                 "--data", "cifar10-mini", "--epochs", "1", "--batch-size", "256", "--train-fraction", "0.25"]) == 0
+                 "--data", str(cifar_sample), "--epochs", "1"]) == 0
     printed = capsys.readouterr().out
     assert "on Ray (local: 1 node" in printed
     _, runs = load_study(folder)

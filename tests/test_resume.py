@@ -20,9 +20,13 @@ from regulab.errors import RegulabError
 from regulab.rundir import RunDir
 
 TIMING = {"seconds", "train_seconds", "images_per_s"}
-# Small and quick, in fp32 with deterministic kernels: bit-identical results are the claim.
-ARGS = ["--data", "cifar10-mini", "--epochs", "3", "--batch-size", "64", "--train-fraction", "0.5", "--precision", "fp32",
-        "--deterministic"]
+STEPS_PER_EPOCH = 7  # 210 training images of the sample in batches of 32
+
+
+@pytest.fixture(scope="module")
+def args(cifar_sample):
+    """Small and quick, in fp32 with deterministic kernels: bit-identical results are the claim."""
+    return ["--data", str(cifar_sample), "--epochs", "3", "--batch-size", "32", "--precision", "fp32", "--deterministic"]
 
 
 def without_timing(history):
@@ -54,20 +58,20 @@ def wait_for_epochs(run_dir, epochs, proc, timeout=120):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, args):
     out = tmp_path_factory.mktemp("whole") / "run"
-    assert main(["train", *ARGS, "--out", str(out)]) == 0
+    assert main(["train", *args, "--out", str(out)]) == 0
     return out
 
 
-def test_same_seed_gives_bit_identical_runs(uninterrupted, tmp_path):
-    assert main(["train", *ARGS, "--out", str(tmp_path / "again")]) == 0
+def test_same_seed_gives_bit_identical_runs(uninterrupted, args, tmp_path):
+    assert main(["train", *args, "--out", str(tmp_path / "again")]) == 0
     assert_same_run(uninterrupted, tmp_path / "again")
 
 
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, tmp_path):
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, args, tmp_path):
     out = tmp_path / "killed"
-    proc = start(*ARGS, "--out", str(out))
+    proc = start(*args, "--out", str(out))
     wait_for_epochs(out, 1, proc)
     time.sleep(0.3)  # into the second epoch
     proc.kill()
@@ -84,9 +88,9 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, tmp_path)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_saves_and_prints_the_resume_command(signum, tmp_path):
+def test_signal_saves_and_prints_the_resume_command(signum, args, tmp_path):
     out = tmp_path / "stopped"
-    proc = start(*ARGS, "--out", str(out))
+    proc = start(*args, "--out", str(out))
     wait_for_epochs(out, 1, proc)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
@@ -95,8 +99,8 @@ def test_signal_saves_and_prints_the_resume_command(signum, tmp_path):
     assert RunDir(out).load_checkpoint()["epoch"] >= 1
 
 
-def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_epoch(tmp_path, monkeypatch):
-    splits = data_lib.prepare(data_lib.load_mini())
+def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_epoch(cifar_sample, tmp_path, monkeypatch):
+    splits = data_lib.prepare(data_lib.load_data(cifar_sample))
     real = train_lib.F.cross_entropy
     calls = {"n": 0}
 
@@ -104,10 +108,10 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_epoch(tmp_path, monk
         training = "label_smoothing" in kw  # evaluation never smooths
         calls["n"] += training
         loss = real(logits, target, **kw)
-        return loss * float("nan") if training and calls["n"] == 44 + 5 else loss  # epoch 2 (44 steps each), step 5
+        return loss * float("nan") if training and calls["n"] == STEPS_PER_EPOCH + 5 else loss  # epoch 2, step 5
 
     monkeypatch.setattr(train_lib.F, "cross_entropy", poisoned)
-    cfg = make_config("seed", epochs=3, batch_size=64, out=str(tmp_path / "r"))
+    cfg = make_config("seed", epochs=3, batch_size=32, out=str(tmp_path / "r"))
     with pytest.raises(RegulabError, match=r"the loss became nan at epoch 2, step 5; lower --lr"):
         train_lib.train(cfg, splits=splits, log=lambda *_: None, progress=False)
     run = RunDir(tmp_path / "r")
@@ -176,10 +180,10 @@ def test_resume_refuses_what_it_cannot_do(uninterrupted, tmp_path, capsys):
     assert "config.json is unreadable" in capsys.readouterr().err
 
 
-def test_a_scheduled_run_resumes_on_its_schedule(tmp_path):
+def test_a_scheduled_run_resumes_on_its_schedule(args, tmp_path):
     """The learning rate after a resume follows the run's schedule from the config's base rate,
     not from the last scheduled rate the optimizer held."""
-    args = [*ARGS, "--schedule", "cosine", "--warmup-epochs", "1", "--lr", "1e-3", "--train-fraction", "0.25"]
+    args = [*args, "--schedule", "cosine", "--warmup-epochs", "1", "--lr", "1e-3"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert main(["train", *args, "--out", str(whole)]) == 0
     proc = start(*args, "--out", str(parts))

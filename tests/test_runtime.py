@@ -13,13 +13,16 @@ from regulab.errors import RegulabError
 from regulab.rundir import RunDir
 from regulab.runtime import CoreShare, usable_cores
 
-QUICK = ["--data", "cifar10-mini", "--batch-size", "256", "--train-fraction", "0.25", "--precision", "fp32"]
+
+@pytest.fixture
+def quick(cifar_sample):
+    return ["--data", str(cifar_sample), "--precision", "fp32"]
 
 
-def test_a_run_folder_in_use_is_refused_naming_the_holder(tmp_path, capsys):
+def test_a_run_folder_in_use_is_refused_naming_the_holder(quick, tmp_path, capsys):
     folder = tmp_path / "run"
     held = RunDir.create(folder)  # held by this process, as a training in another terminal would hold it
-    holder = subprocess.run([sys.executable, "-m", "regulab", "train", *QUICK, "--epochs", "1", "--out", str(folder)],
+    holder = subprocess.run([sys.executable, "-m", "regulab", "train", *quick, "--epochs", "1", "--out", str(folder)],
                             capture_output=True, text=True, timeout=300)
     assert holder.returncode == 1 and len(holder.stderr.strip().splitlines()) == 1
     assert f"{folder} is in use by another regulab process (pid {os.getpid()})" in holder.stderr
@@ -40,9 +43,9 @@ def test_the_lock_dies_with_its_process(tmp_path):
     RunDir(folder).lock().unlock()  # the kernel released it
 
 
-def test_resume_and_sweep_respect_the_lock(tmp_path, capsys):
+def test_resume_and_sweep_respect_the_lock(quick, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", *QUICK, "--epochs", "1", "--out", str(run)]) == 0
+    assert main(["train", *quick, "--epochs", "1", "--out", str(run)]) == 0
     (run / "metrics.json").unlink()  # as if interrupted
     held = [RunDir(run).lock()]
     assert main(["train", "--resume", str(run)]) == 1
@@ -50,7 +53,7 @@ def test_resume_and_sweep_respect_the_lock(tmp_path, capsys):
     sweep_folder = tmp_path / "sweep"
     sweep_folder.mkdir()
     held.append(RunDir(sweep_folder).lock())
-    assert main(["compare", "seed", "--out", str(sweep_folder), *QUICK]) == 1
+    assert main(["compare", "seed", "--out", str(sweep_folder), *quick]) == 1
     assert "is in use by another regulab process" in capsys.readouterr().err
     assert not (sweep_folder / "sweep.json").exists()
     for folder in held:
@@ -103,8 +106,8 @@ def test_adjust_resizes_the_thread_pool_when_a_training_arrives(tmp_path, monkey
         torch.set_num_threads(before)
 
 
-def test_two_trainings_started_together_split_the_cores(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-m", "regulab", "train", *QUICK, "--epochs", "2", "--train-fraction", "1",
+def test_two_trainings_started_together_split_the_cores(quick, tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-m", "regulab", "train", *quick, "--epochs", "6",
                                "--out", str(tmp_path / f"r{i}")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]

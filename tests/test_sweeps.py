@@ -15,15 +15,17 @@ from regulab.errors import RegulabError
 from regulab.report import load_study, summarize, t_interval, verdict, write_report
 from regulab.sweeps import parse_grid, plan
 
-QUICK = ["--data", "cifar10-mini", "--epochs", "2", "--batch-size", "256", "--train-fraction", "0.25"]
+@pytest.fixture(scope="module")
+def quick(cifar_sample):
+    return ["--data", str(cifar_sample), "--epochs", "2"]
 
 
 @pytest.fixture(scope="module")
-def l2_sweep(tmp_path_factory):
+def l2_sweep(tmp_path_factory, quick):
     """seed-noreg at three L2 strengths x 2 seeds, into a shared pool of runs."""
     top = tmp_path_factory.mktemp("sweep")
     assert main(["sweep", "seed-noreg", "--grid", "l2=0,1e-3,1e-2", "--seeds", "2", "--out", str(top / "l2"),
-                 "--runs-dir", str(top / "runs"), "--baseline", "l2=0", *QUICK]) == 0
+                 "--runs-dir", str(top / "runs"), "--baseline", "l2=0", *quick]) == 0
     return top
 
 
@@ -41,11 +43,11 @@ def test_sweep_trains_every_value_and_seed_on_the_same_split(l2_sweep):
     assert by[("l2=0", 0)]["history"][0]["penalty"] == 0 < by[("l2=0.01", 0)]["history"][0]["penalty"]
 
 
-def test_the_same_training_under_another_name_is_not_run_again(l2_sweep, capsys):
+def test_the_same_training_under_another_name_is_not_run_again(l2_sweep, quick, capsys):
     """The seed preset is seed-noreg with l2=1e-3: compare finds it in the shared pool."""
     capsys.readouterr()
     assert main(["compare", "seed-noreg", "seed", "--seeds", "2", "--out", str(l2_sweep / "presets"),
-                 "--runs-dir", str(l2_sweep / "runs"), "--baseline", "seed-noreg", *QUICK]) == 0
+                 "--runs-dir", str(l2_sweep / "runs"), "--baseline", "seed-noreg", *quick]) == 0
     assert "4 runs, 4 already finished" in capsys.readouterr().out
     manifest, runs = load_study(l2_sweep / "presets")
     sweep_manifest, _ = load_study(l2_sweep / "l2")
@@ -53,24 +55,23 @@ def test_the_same_training_under_another_name_is_not_run_again(l2_sweep, capsys)
     assert len(list((l2_sweep / "runs").iterdir())) == 6
 
 
-def test_more_seeds_adds_only_the_new_ones_and_changed_settings_are_refused(l2_sweep, capsys):
+def test_more_seeds_adds_only_the_new_ones_and_changed_settings_are_refused(l2_sweep, quick, capsys):
     folder = l2_sweep / "grow"
-    args = ["compare", "seed-noreg", "--out", str(folder), "--runs-dir", str(l2_sweep / "runs"), *QUICK]
+    args = ["compare", "seed-noreg", "--out", str(folder), "--runs-dir", str(l2_sweep / "runs"), *quick]
     assert main([*args, "--seeds", "3"]) == 0
     assert "3 runs, 2 already finished" in capsys.readouterr().out
-    stale = ["compare", "seed-noreg", "--out", str(folder), "--data", "cifar10-mini", "--epochs", "3", "--batch-size", "256",
-             "--train-fraction", "0.25"]
+    stale = ["compare", "seed-noreg", "--out", str(folder), *quick, "--epochs", "3"]
     assert main(stale) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "holds a sweep with other settings" in err and "--epochs 2" in err
 
 
-def test_an_interrupted_run_is_resumed(l2_sweep, capsys):
+def test_an_interrupted_run_is_resumed(l2_sweep, quick, capsys):
     manifest, _ = load_study(l2_sweep / "l2")
     run = l2_sweep / "runs" / manifest["groups"][2]["runs"]["1"]
     (run / "metrics.json").unlink()  # as if killed after its last checkpoint
     assert main(["sweep", "seed-noreg", "--grid", "l2=0,1e-3,1e-2", "--seeds", "2", "--out", str(l2_sweep / "l2"),
-                 "--runs-dir", str(l2_sweep / "runs"), *QUICK]) == 0
+                 "--runs-dir", str(l2_sweep / "runs"), *quick]) == 0
     out = capsys.readouterr().out
     assert "6 runs, 5 already finished" in out and "l2=0.01 [random seed 1]" in out and "resumed" in out
     assert "resuming after epoch 2 of 2" in (run / "train.log").read_text()
@@ -146,8 +147,8 @@ def test_a_group_with_no_finished_run_is_shown_not_hidden():
     ("seed=1,2", "use --seeds"),
     ("dropout_head=0.2,1.5", "dropout_head=1.5: --dropout-head must be in [0, 1)"),
 ])
-def test_a_bad_grid_is_one_line_before_anything_runs(tmp_path, capsys, grid, message):
-    assert main(["sweep", "seed-noreg", "--grid", grid, "--out", str(tmp_path / "s"), *QUICK]) == 1
+def test_a_bad_grid_is_one_line_before_anything_runs(quick, tmp_path, capsys, grid, message):
+    assert main(["sweep", "seed-noreg", "--grid", grid, "--out", str(tmp_path / "s"), *quick]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "s").exists()
@@ -191,11 +192,11 @@ def torch_equal(a, b) -> bool:
     return a.shape == b.shape and bool((a == b).all())
 
 
-def test_train_fraction_through_the_cli(tmp_path):
-    assert main(["train", "--preset", "seed-noreg", "--train-fraction", "0.25", "--out", str(tmp_path / "r"), *QUICK]) == 0
+def test_train_fraction_through_the_cli(cifar_sample, quick, tmp_path):
+    assert main(["train", "--preset", "seed-noreg", "--train-fraction", "0.25", "--out", str(tmp_path / "r"), *quick]) == 0
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
-    full = data_lib.prepare(data_lib.load_mini(), 0.3, 777)
-    assert metrics["train_size"] == pytest.approx(len(full.train[1]) * 0.25, abs=5)
+    full = data_lib.prepare(data_lib.load_data(cifar_sample), 0.3, 777)
+    assert metrics["train_size"] == pytest.approx(len(full.train[1]) * 0.25, abs=5)  # each class's share, rounded
     assert metrics["val_size"] == len(full.val[1])
 
 

@@ -11,8 +11,9 @@ from regulab.tracking import SCALARS
 from regulab.training import train
 
 
-def quick(out, **kw):
-    return make_config("seed", data="cifar10-mini", epochs=2, batch_size=256, out=str(out), **kw)
+@pytest.fixture
+def quick(cifar_sample):
+    return lambda out, **kw: make_config("seed", data=str(cifar_sample), out=str(out), **{"epochs": 2, **kw})
 
 
 def history_scalars(run):
@@ -20,7 +21,7 @@ def history_scalars(run):
     return {k: [(r["epoch"], r[k]) for r in rows if r.get(k) is not None] for k in SCALARS}
 
 
-def test_tensorboard_scalars_equal_the_history(tmp_path):
+def test_tensorboard_scalars_equal_the_history(quick, tmp_path):
     pytest.importorskip("tensorboard", reason="install regulab[tracking] to test TensorBoard logging")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -34,7 +35,7 @@ def test_tensorboard_scalars_equal_the_history(tmp_path):
     assert events.Scalars("final/test_acc")[0].value == pytest.approx(metrics["test_acc"], rel=1e-6)
 
 
-def test_mlflow_metrics_and_params_equal_the_run(tmp_path, monkeypatch):
+def test_mlflow_metrics_and_params_equal_the_run(quick, tmp_path, monkeypatch):
     pytest.importorskip("mlflow", reason="install regulab[tracking] to test MLflow logging")
     from mlflow.tracking import MlflowClient
 
@@ -43,7 +44,7 @@ def test_mlflow_metrics_and_params_equal_the_run(tmp_path, monkeypatch):
     run_id = json.loads((tmp_path / "run" / "tracking.json").read_text())["mlflow_run_id"]
     client = MlflowClient(tracking_uri=f"file:{tmp_path / 'mlruns'}")
     logged = client.get_run(run_id)
-    assert logged.data.params["preset"] == "seed" and logged.data.params["batch_size"] == "256"
+    assert logged.data.params["preset"] == "seed" and logged.data.params["batch_size"] == "32"
     for key, expected in history_scalars(tmp_path / "run").items():
         history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
         assert [s for s, _ in history] == [s for s, _ in expected]
@@ -52,7 +53,7 @@ def test_mlflow_metrics_and_params_equal_the_run(tmp_path, monkeypatch):
     assert {a.path for a in client.list_artifacts(run_id)} >= {"curves.png", "metrics.json", "config.toml"}
 
 
-def test_missing_tracking_package_fails_before_training(tmp_path, monkeypatch):
+def test_missing_tracking_package_fails_before_training(quick, tmp_path, monkeypatch):
     real_import = builtins.__import__
 
     def without_tensorboard(name, *args, **kwargs):
@@ -66,7 +67,7 @@ def test_missing_tracking_package_fails_before_training(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
-def test_trackers_are_closed_when_the_end_of_a_run_fails(tmp_path, monkeypatch):
+def test_trackers_are_closed_when_the_end_of_a_run_fails(quick, tmp_path, monkeypatch):
     from regulab import training as train_lib
     from regulab.tracking import Trackers
 
@@ -77,6 +78,5 @@ def test_trackers_are_closed_when_the_end_of_a_run_fails(tmp_path, monkeypatch):
         raise RegulabError("cannot draw the figure")
     monkeypatch.setattr(train_lib, "plot_curves", broken_figure)
     with pytest.raises(RegulabError, match="cannot draw"):
-        train(make_config("seed", data="cifar10-mini", epochs=1, batch_size=256, train_fraction=0.1, out=str(tmp_path / "run"),
-                          tensorboard=str(tmp_path / "tb")), log=lambda *_: None, progress=False)
+        train(quick(tmp_path / "run", epochs=1, tensorboard=str(tmp_path / "tb")), log=lambda *_: None, progress=False)
     assert closed == [True]

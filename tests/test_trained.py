@@ -1,4 +1,4 @@
-"""evaluate, predict and export on a small real run (the bundled CIFAR-10 subset)."""
+"""evaluate, predict and export on a small real run (real CIFAR-10 images, a sample of the bundled subset)."""
 
 import json
 import subprocess
@@ -22,33 +22,33 @@ def regulab(*args):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, cifar_sample):
     out = tmp_path_factory.mktemp("trained") / "run"
-    cfg = make_config("seed-all", data="cifar10-mini", epochs=2, batch_size=64, out=str(out))
+    cfg = make_config("seed-all", data=str(cifar_sample), epochs=2, out=str(out))
     train(cfg, log=lambda *_: None, progress=False)
     return out
 
 
-def test_evaluate_counts_and_per_class_scores(run):
+def test_evaluate_counts_and_per_class_scores(run, cifar_sample):
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     result = evaluate_run(run, tta=0)
     trained = TrainedRun.load(run)
-    raw = data_lib.load_mini()
+    raw = data_lib.load_data(cifar_sample)
     x = trained.normalize(raw.x_test)
     predicted = trained.probabilities(x, tta=0).argmax(1).numpy()
     assert result["accuracy"] == pytest.approx(evaluate(trained.model, x, torch.from_numpy(raw.y_test), 1000, "fp32").acc)
     assert np.array_equal(result["confusion"], confusion_matrix(raw.y_test, predicted, labels=range(10)))
     precision, recall, f1, support = precision_recall_fscore_support(raw.y_test, predicted, labels=range(10), zero_division=0)
     for i, row in enumerate(result["per_class"]):
-        assert row["class"] == data_lib.CLASSES[i] and row["images"] == support[i] == 100
+        assert row["class"] == data_lib.CLASSES[i] and row["images"] == support[i] == 15
         assert row["precision"] == pytest.approx(precision[i]) and row["recall"] == pytest.approx(recall[i])
         assert row["f1"] == pytest.approx(f1[i])
     counts = [p["count"] for p in result["most_confused"]]
     assert counts == sorted(counts, reverse=True) and counts[0] == max(
         result["confusion"][t][p] for t in range(10) for p in range(10) if t != p)
     assert result["ece"] == pytest.approx(result["reliability"]["ece"]) and 0 < result["ece"] < 1
-    assert sum(result["reliability"]["count"]) == 1000
+    assert sum(result["reliability"]["count"]) == 150
     for name in ("evaluation.json", "confusion.png", "misclassified.png", "reliability.png"):
         assert (run / name).stat().st_size > 1000
     with Image.open(run / "misclassified.png") as grid:
@@ -73,8 +73,8 @@ def _write_images(folder, raw):
     return folder
 
 
-def test_predict_uses_the_runs_normalization_and_reads_folders(run, tmp_path):
-    raw = data_lib.load_mini()
+def test_predict_uses_the_runs_normalization_and_reads_folders(run, cifar_sample, tmp_path):
+    raw = data_lib.load_data(cifar_sample)
     folder = _write_images(tmp_path / "images", raw)
     predictions = predict(run, [folder], top=3)
     assert [p["file"].rsplit("/", 1)[1] for p in predictions] == ["img0.png", "img1.png", "img2.png", "wide.jpg"]
@@ -87,8 +87,8 @@ def test_predict_uses_the_runs_normalization_and_reads_folders(run, tmp_path):
     assert read_image(folder / "wide.jpg", 32).shape == (3, 32, 32)
 
 
-def test_predict_command_json_and_bad_images(run, tmp_path):
-    folder = _write_images(tmp_path / "images", data_lib.load_mini())
+def test_predict_command_json_and_bad_images(run, cifar_sample, tmp_path):
+    folder = _write_images(tmp_path / "images", data_lib.load_data(cifar_sample))
     result = regulab("predict", str(run), str(folder / "img0.png"), str(folder / "wide.jpg"), "--json", "--top", "2")
     assert result.returncode == 0, result.stderr
     parsed = json.loads(result.stdout)
@@ -111,7 +111,7 @@ def test_unfinished_run_is_refused(run, tmp_path):
         TrainedRun.load(tmp_path / "half")
 
 
-def test_onnx_export_matches_pytorch_on_real_images(run, tmp_path):
+def test_onnx_export_matches_pytorch_on_real_images(run, cifar_sample, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime", reason="install regulab[onnx] to test the export")
     result = regulab("export", str(run), "--format", "onnx", "--out", str(tmp_path / "net.onnx"))
     assert result.returncode == 0, result.stderr
@@ -121,7 +121,7 @@ def test_onnx_export_matches_pytorch_on_real_images(run, tmp_path):
     assert card["classes"] == list(data_lib.CLASSES) and card["input"]["layout"] == "NCHW, RGB"
 
     # Tolerance: float32 logits agree to 1e-4 (kernels sum in different orders), top class always.
-    raw = data_lib.load_mini()
+    raw = data_lib.load_data(cifar_sample)
     trained = TrainedRun.load(run)
     x = trained.normalize(raw.x_test)
     session = onnxruntime.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
@@ -133,11 +133,10 @@ def test_onnx_export_matches_pytorch_on_real_images(run, tmp_path):
     assert card["check"]["max_abs_logit_difference"] < 1e-4 and "largest logit difference" in result.stdout
 
 
-def test_one_test_accuracy_for_one_run_whatever_the_training_precision(tmp_path):
+def test_one_test_accuracy_for_one_run_whatever_the_training_precision(cifar_sample, tmp_path):
     """Trained in bf16, scored in fp32: metrics.json and `regulab evaluate` give the same number."""
     out = tmp_path / "bf16"
-    cfg = make_config("seed", data="cifar10-mini", epochs=1, batch_size=128, train_fraction=0.1, val_fraction=0.05,
-                      precision="bf16", out=str(out))
+    cfg = make_config("seed", data=str(cifar_sample), epochs=1, precision="bf16", out=str(out))
     metrics = train(cfg, log=lambda *_: None, progress=False)
     assert metrics["precision"] == "bf16" and metrics["test_precision"] == "fp32"
     assert evaluate_run(out, tta=0)["accuracy"] == metrics["test_acc"]

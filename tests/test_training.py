@@ -75,6 +75,11 @@ def mini_splits():
     return data_lib.prepare(data_lib.load_mini())
 
 
+@pytest.fixture(scope="module")
+def sample_splits(cifar_sample):
+    return data_lib.prepare(data_lib.load_data(cifar_sample))
+
+
 def test_short_run_learns_and_writes_its_folder(mini_splits, tmp_path):
     lines = []
     cfg = make_config("seed", epochs=3, out=str(tmp_path / "run"), data="cifar10-mini")
@@ -93,22 +98,21 @@ def test_short_run_learns_and_writes_its_folder(mini_splits, tmp_path):
     assert set(best) == {k for k, _ in train_lib.create_model("seed-cnn").state_dict().items()}
 
 
-def test_progress_bar_shows_inside_the_epoch(mini_splits, tmp_path, capsys):
-    train(make_config("seed", epochs=1, batch_size=256, out=str(tmp_path / "r")), splits=mini_splits,
-          log=lambda *_: None, progress=True)
+def test_progress_bar_shows_inside_the_epoch(sample_splits, tmp_path, capsys):
+    train(make_config("seed", epochs=1, out=str(tmp_path / "r")), splits=sample_splits, log=lambda *_: None, progress=True)
     bar = capsys.readouterr().err
-    assert "Epoch 1/1" in bar and "/11 [" in bar  # ceil(2800 / 256) steps
+    assert "Epoch 1/1" in bar and "/7 [" in bar  # ceil(210 / 32) steps
 
 
-def test_epoch_metrics_are_averaged_over_every_sample(mini_splits, tmp_path):
+def test_epoch_metrics_are_averaged_over_every_sample(sample_splits, tmp_path):
     """With a learning rate too small to move the weights, the epoch's running metrics must equal
     an evaluation of the whole training set: every sample counted once, the partial batch too."""
     cfg = make_config("seed", epochs=1, lr=1e-30, batch_size=48, precision="fp32", out=str(tmp_path / "r"))
-    train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+    train(cfg, splits=sample_splits, log=lambda *_: None, progress=False)  # 210 images: 4 batches and 18 more
     row = json.loads((tmp_path / "r" / "history.json").read_text())[0]
     model = train_lib.create_model("seed-cnn")
     model.load_state_dict(torch.load(tmp_path / "r" / "last.pt", weights_only=True))
-    data_loss, acc, _ = evaluate(model, *mini_splits.train, 1000, "fp32")
+    data_loss, acc, _ = evaluate(model, *sample_splits.train, 1000, "fp32")
     assert row["data_loss"] == pytest.approx(data_loss, rel=1e-5)
     assert row["acc"] == pytest.approx(acc, abs=1e-9)
 
@@ -224,36 +228,32 @@ def test_learning_rate_schedules():
     assert factor("linear", 0) == 1 and factor("linear", 2.5) == pytest.approx(0.75) and factor("linear", 10) == 0
 
 
-def test_early_stopping_keeps_and_evaluates_the_best_epoch(mini_splits, tmp_path):
-    # No regularizer, a fast learning rate and a quarter of the subset: validation loss turns up within a few epochs.
-    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=2, monitor="val_loss", train_fraction=0.25,
-                      out=str(tmp_path / "r"))
-    mini_splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
-    metrics = train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+def test_early_stopping_keeps_and_evaluates_the_best_epoch(sample_splits, tmp_path):
+    # No regularizer, a fast learning rate and 210 images: validation loss turns up within a few epochs.
+    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=2, monitor="val_loss", out=str(tmp_path / "r"))
+    metrics = train(cfg, splits=sample_splits, log=lambda *_: None, progress=False)
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     best = min(history, key=lambda r: r["val_data_loss"])
     assert metrics["epochs_run"] == len(history) == best["epoch"] + 2 < 20
     model = train_lib.create_model("seed-cnn")
     model.load_state_dict(torch.load(tmp_path / "r" / "best.pt", weights_only=True))
-    val = evaluate(model, *mini_splits.val, 1000, metrics["precision"])
+    val = evaluate(model, *sample_splits.val, 1000, metrics["precision"])
     assert val.acc == best["val_acc"] and val.loss == pytest.approx(best["val_data_loss"], rel=1e-6)
-    assert metrics["test_acc"] == evaluate(model, *mini_splits.test, 1000, "fp32").acc  # the test is scored in fp32
+    assert metrics["test_acc"] == evaluate(model, *sample_splits.test, 1000, "fp32").acc  # the test is scored in fp32
 
 
-def test_monitor_val_loss_ranks_by_the_logged_val_loss_penalty_included(tmp_path):
+def test_monitor_val_loss_ranks_by_the_logged_val_loss_penalty_included(sample_splits, tmp_path):
     """Keras's val_loss, as logged, includes the penalty; the best epoch is the one with the lowest of it."""
-    cfg = make_config("seed", epochs=4, lr=1e-3, l2=0.05, monitor="val_loss", batch_size=128, train_fraction=0.5,
-                      out=str(tmp_path / "r"))
-    splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
-    metrics = train(cfg, splits=splits, log=lambda *_: None, progress=False)
+    cfg = make_config("seed", epochs=4, lr=1e-3, l2=0.05, monitor="val_loss", out=str(tmp_path / "r"))
+    metrics = train(cfg, splits=sample_splits, log=lambda *_: None, progress=False)
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     assert metrics["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"] == metrics["min_val_loss_epoch"]
     assert metrics["best_val_loss"] == min(r["val_loss"] for r in history)
 
 
-def test_ema_weights_are_the_ones_saved_and_evaluated(mini_splits, tmp_path):
+def test_ema_weights_are_the_ones_saved_and_evaluated(sample_splits, tmp_path):
     cfg = make_config("seed", epochs=1, ema=0.99, batch_norm=True, out=str(tmp_path / "r"))
-    train(cfg, splits=mini_splits, log=lambda *_: None, progress=False)
+    train(cfg, splits=sample_splits, log=lambda *_: None, progress=False)
     saved = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
     checkpoint = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
     raw = checkpoint["model"]
@@ -263,10 +263,9 @@ def test_ema_weights_are_the_ones_saved_and_evaluated(mini_splits, tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["seed-dropout", "seed-bn", "seed-augment", "seed-wd", "seed-all"])
-def test_every_lab_preset_trains(preset, tmp_path):
-    cfg = make_config(preset, epochs=2, batch_size=64, train_fraction=0.25, out=str(tmp_path / preset))
-    splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
-    train(cfg, splits=splits, log=lambda *_: None, progress=False)
+def test_every_lab_preset_trains(preset, sample_splits, tmp_path):
+    cfg = make_config(preset, epochs=2, out=str(tmp_path / preset))
+    train(cfg, splits=sample_splits, log=lambda *_: None, progress=False)
     history = json.loads((tmp_path / preset / "history.json").read_text())
     assert history[1]["data_loss"] < history[0]["data_loss"]
 
@@ -354,11 +353,10 @@ def test_lookahead_pulls_a_slow_copy_and_restarts_from_it():
     assert torch.allclose(model.weight, expected)
 
 
-def test_an_early_stop_with_lookahead_ends_on_the_slow_weights(tmp_path):
-    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=1, monitor="val_loss", lookahead=3, batch_size=128,
-                      train_fraction=0.25, out=str(tmp_path / "r"))
-    splits = data_lib.prepare(data_lib.load_mini(), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
-    metrics = train(cfg, splits=splits, log=lambda *_: None, progress=False)
+def test_an_early_stop_with_lookahead_ends_on_the_slow_weights(sample_splits, tmp_path):
+    cfg = make_config("seed-noreg", epochs=20, lr=1e-3, early_stop=1, monitor="val_loss", lookahead=3,
+                      out=str(tmp_path / "r"))
+    metrics = train(cfg, splits=sample_splits, log=lambda *_: None, progress=False)
     assert metrics["epochs_run"] < 20
     slow = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["lookahead"]
     last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)

@@ -1,5 +1,3 @@
-import sys
+from regulab.cli import entry_point
 
-from regulab.cli import main
-
-sys.exit(main())
+entry_point()

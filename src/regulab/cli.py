@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import sys
 from pathlib import Path
 
@@ -189,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 TOP_PARSER: argparse.ArgumentParser | None = None
+
+
+def entry_point() -> None:
+    """`regulab` and `python -m regulab`: main, then a prompt exit."""
+    status = main()
+    gc.freeze()  # else the interpreter's last collection walks all of torch's objects: a second or two per command
+    sys.exit(status)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,20 +11,21 @@ import torch
 from regulab.cli import main
 from regulab.report import load_study
 
+
 # The seed network has no batch norm, so two workers with half a batch each compute the very
 # gradient one process computes on the whole batch; only the order of float sums differs. Few,
 # large steps (2 epochs of 2) keep that rounding from growing: over hundreds of steps any two
 # runs that differ in rounding drift apart (one process at 1 and 2 threads does too).
 @pytest.fixture
 def run_args(cifar_sample):
-    # 210 training images: 2 steps an epoch of 105, shared 53 and 52
+    # 210 training images: 2 steps an epoch of 105, shared 53 and 52 between the workers
     return ["--preset", "seed", "--data", str(cifar_sample), "--epochs", "2", "--batch-size", "105", "--precision", "fp32"]
 
 
 def test_torchrun_two_processes_match_one(run_args, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "regulab", "train", *run_args, "--threads", "1", "--out", str(tmp_path / "one")],
-                            capture_output=True, text=True, env=env, timeout=600)
+    single = subprocess.run([sys.executable, "-m", "regulab", "train", *run_args, "--threads", "1",
+                             "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=600)
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                           "-m", "regulab", "train", *run_args, "--threads", "1", "--out", str(tmp_path / "two")],

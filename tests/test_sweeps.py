@@ -15,6 +15,7 @@ from regulab.errors import RegulabError
 from regulab.report import load_study, summarize, t_interval, verdict, write_report
 from regulab.sweeps import parse_grid, plan
 
+
 @pytest.fixture(scope="module")
 def quick(cifar_sample):
     return ["--data", str(cifar_sample), "--epochs", "2"]

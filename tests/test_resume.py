@@ -85,6 +85,10 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, args, tmp
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming after epoch {saved} of 3" in resumed.stdout
     assert_same_run(uninterrupted, out)
+    # Its timing is this session's: the epochs the killed process ran are not in its wall time.
+    metrics, history = (json.loads((out / name).read_text()) for name in ("metrics.json", "history.json"))
+    assert metrics["train_seconds"] == pytest.approx(sum(r["train_seconds"] for r in history[saved:]))
+    assert metrics["seconds"] == pytest.approx(sum(r["seconds"] for r in history))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -425,16 +425,17 @@ def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Split
 
         if not workers.main:  # the main worker alone tests and writes the results
             return {}
-        # Evaluation time of this session: its validations, and the test.
-        validation_seconds = sum(r["seconds"] - r["train_seconds"] for r in state.history[resumed_after:])
+        this_session = state.history[resumed_after:]  # a resumed run's earlier epochs ran in an earlier process
         metrics = _test(state, cfg, splits, run, log)
         metrics.update(
             precision=precision, device=device.type, threads=torch.get_num_threads(), data=splits.source,
             train_size=n_train, val_size=len(splits.val[1]) if splits.val else 0, test_size=len(splits.test[1]),
-            epochs=cfg.epochs, seconds=sum(r["seconds"] for r in state.history),
-            # This session's wall time, from the call to the metrics, and its parts.
-            wall_seconds=time.perf_counter() - started_run, eval_seconds=validation_seconds + metrics.pop("test_seconds"),
-            train_seconds=sum(r["train_seconds"] for r in state.history),
+            epochs=cfg.epochs, seconds=sum(r["seconds"] for r in state.history),  # every epoch's, all sessions
+            # This session's wall time, from the call to the metrics, and its parts: training, and
+            # evaluation (its validations and the test).
+            wall_seconds=time.perf_counter() - started_run,
+            train_seconds=sum(r["train_seconds"] for r in this_session),
+            eval_seconds=sum(r["seconds"] - r["train_seconds"] for r in this_session) + metrics.pop("test_seconds"),
             median_images_per_s=statistics.median(r["images_per_s"] for r in state.history),
             peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,

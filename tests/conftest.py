@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from regulab.data import BATCH_DIR, IMAGES_PER_BATCH, TEST_BATCH, TRAIN_BATCHES, load_mini
+from regulab.runtime import usable_cores
 
 # The real archive, only where the environment names it; tests that need it skip otherwise.
 FULL_DATA = os.environ.get("REGULAB_DATA")
@@ -18,6 +20,24 @@ needs_full_data = pytest.mark.skipif(
     not (FULL_DATA and Path(FULL_DATA).exists()),
     reason="set REGULAB_DATA to the real cifar-10-python.tar.gz to run this test",
 )
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: a worker per core this process may use, at most four (each holds its own torch)."""
+    return min(usable_cores(), 4)
+
+
+def pytest_configure(config):
+    """Give each test worker cores of its own. Trainings take the cores they may run on
+    (regulab.runtime.usable_cores), so workers never oversubscribe the machine, which makes
+    OpenMP threads spin for descheduled partners and run many times slower."""
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and hasattr(os, "sched_setaffinity"):
+        index, count = int(worker["workerid"].removeprefix("gw")), worker["workercount"]
+        cores = sorted(os.sched_getaffinity(0))
+        mine = set(cores[index % len(cores)::count])  # with more workers than cores, some share one
+        os.sched_setaffinity(0, mine)
+        torch.set_num_threads(len(mine))
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from PIL import Image
 from regulab import data as data_lib
 from regulab.cli import main
 from regulab.errors import RegulabError
-from regulab.report import load_study, summarize, t_interval, verdict, write_report
+from regulab.report import load_study, setting_figure, summarize, t_interval, verdict, write_report
 from regulab.sweeps import parse_grid, plan
 
 
@@ -134,6 +134,18 @@ def test_a_group_with_no_finished_run_is_shown_not_hidden():
     manifest["groups"].append({"label": "c", "preset": "c", "point": {}, "runs": {"0": "c0", "1": "c1"}})
     rows = summarize(manifest, runs)
     assert [r["group"] for r in rows] == ["a", "b", "c"] and rows[2]["n"] == 0 and rows[2]["test_acc"]["mean"] is None
+
+
+def test_the_figure_against_a_setting_is_ticked_at_its_values_and_keeps_bands_in_range():
+    manifest, runs = _fake({"l2=0": [0.5, 0.52], "l2=0.001": [0.6, 0.9], "l2=0.01": [0.55, 0.56]}, baseline=None)
+    for group, l2 in zip(manifest["groups"], (0, 1e-3, 1e-2)):
+        group.update(preset="seed-noreg", point={"l2": l2})
+    test_acc = setting_figure(summarize(manifest, runs), "l2").axes[1]
+    assert test_acc.get_title() == "test acc" and test_acc.get_xscale() == "symlog"  # 0 is among the values
+    assert [label.get_text() for label in test_acc.get_xticklabels()] == ["0", "0.001", "0.01"]
+    # l2=0.001's two seeds, 0.6 and 0.9, give 0.75 +- 1.91: the band stops at 0 and 1, where accuracy does.
+    band = test_acc.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == 0 and band.max() == 1
 
 
 # ---------------------------------------------------------------------------------------------

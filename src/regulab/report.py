@@ -8,10 +8,13 @@ import csv
 import html
 import io
 import json
+import math
 import statistics
 from pathlib import Path
+from typing import NamedTuple
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from regulab.errors import RegulabError
 from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, RunDir, atomic_write
@@ -79,8 +82,18 @@ def draw_curves(fig: Figure, history: list[dict], title: str | None = None) -> F
 # Sweeps and comparisons: statistics over seeds, tables, figures, one self-contained HTML page
 
 # The numbers each table gives per group: (metrics.json key or derived name, heading, higher is better).
-MEASURES = (("best_val_acc", "best val acc", True), ("test_acc", "test acc", True),
-            ("gap", "gap (train - val acc)", False), ("test_ece", "test ECE", False), ("test_loss", "test NLL", False))
+class Measure(NamedTuple):
+    key: str  # in metrics.json
+    heading: str
+    higher_is_better: bool
+    low: float  # the values it can take: a figure's band stops there, where a t interval may not
+    high: float
+
+
+MEASURES = (Measure("best_val_acc", "best val acc", True, 0, 1), Measure("test_acc", "test acc", True, 0, 1),
+            Measure("gap", "gap (train - val acc)", False, -1, 1), Measure("test_ece", "test ECE", False, 0, 1),
+            Measure("test_loss", "test NLL", False, 0, math.inf))
+KEYS = [m.key for m in MEASURES]
 CONFIDENCE = 0.95
 
 
@@ -145,7 +158,7 @@ def summarize(manifest: dict, runs: list[dict], baseline: str | None = None) -> 
     for group in groups:
         mine = {r["seed"]: r["metrics"] for r in runs if r["group"] == group.label}
         row = {"group": group.label, "preset": group.preset, **group.point, "planned": len(group.runs), "n": len(mine)}
-        for key, _, _ in MEASURES:
+        for key in KEYS:
             row[key] = t_interval([m[key] for m in mine.values() if m.get(key) is not None])
         row["best_epoch"] = statistics.fmean(m["best_epoch"] for m in mine.values()) if mine else None
         row["minutes"] = statistics.fmean(m["seconds"] for m in mine.values()) / 60 if mine else None
@@ -156,7 +169,7 @@ def summarize(manifest: dict, runs: list[dict], baseline: str | None = None) -> 
             row["baseline"] = base.label
             row["paired"] = {key: t_interval([mine[s][key] - theirs[s][key] for s in sorted(mine.keys() & theirs.keys())
                                               if mine[s].get(key) is not None and theirs[s].get(key) is not None])
-                             for key, _, _ in MEASURES}
+                             for key in KEYS}
         rows.append(row)
     return rows
 
@@ -177,15 +190,15 @@ def interval_text(interval: dict, signed: bool = False) -> str:
 
 def _tables(rows: list[dict]) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
     """The summary table and the paired-difference table, as headings and cells."""
-    head = ["group", "n", *(heading for _, heading, _ in MEASURES), "best epoch", "minutes"]
-    body = [[r["group"], f"{r['n']}/{r['planned']}", *(interval_text(r[key]) for key, _, _ in MEASURES),
+    head = ["group", "n", *(m.heading for m in MEASURES), "best epoch", "minutes"]
+    body = [[r["group"], f"{r['n']}/{r['planned']}", *(interval_text(r[m.key]) for m in MEASURES),
              "n/a" if r["best_epoch"] is None else f"{r['best_epoch']:.1f}",
              "n/a" if r["minutes"] is None else f"{r['minutes']:.1f}"] for r in rows]
     paired = [r for r in rows if "paired" in r]
-    paired_head = ["group", "baseline", "pairs", *(f"Δ {heading}" for _, heading, _ in MEASURES)]
+    paired_head = ["group", "baseline", "pairs", *(f"Δ {m.heading}" for m in MEASURES)]
     paired_body = [[r["group"], r["baseline"], str(r["paired"]["test_acc"]["n"]),
-                    *(f"{interval_text(r['paired'][key], signed=True)} {_word(r['paired'][key], better)}"
-                      for key, _, better in MEASURES)] for r in paired]
+                    *(f"{interval_text(r['paired'][m.key], signed=True)} {_word(r['paired'][m.key], m.higher_is_better)}"
+                      for m in MEASURES)] for r in paired]
     return head, body, paired_head, paired_body
 
 
@@ -204,7 +217,7 @@ def _csv(rows: list[dict]) -> str:
     flat = []
     for r in rows:
         out = {k: v for k, v in r.items() if not isinstance(v, dict)}
-        for key, _, _ in MEASURES:
+        for key in KEYS:
             out.update({f"{key}_{part}": value for part, value in r[key].items()})
             if "paired" in r:
                 out.update({f"diff_{key}_{part}": value for part, value in r["paired"][key].items()})
@@ -230,7 +243,7 @@ def _per_epoch(group: list[dict], value) -> tuple[list[int], list[float], list[f
     return list(epochs), [statistics.fmean(s) for s in series], [min(s) for s in series], [max(s) for s in series]
 
 
-def _curves_figure(runs: list[dict], panels: list[tuple[str, str, object]]) -> bytes:
+def _curves_figure(runs: list[dict], panels: list[tuple[str, str, object]]) -> Figure:
     """Per-epoch overlays, one line per group (mean over seeds, the band spans them)."""
     fig = Figure(figsize=(6 * len(panels), 4.5), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -244,7 +257,7 @@ def _curves_figure(runs: list[dict], panels: list[tuple[str, str, object]]) -> b
         ax.set(title=title, xlabel="epochs", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _png(fig)
+    return fig
 
 
 def _numeric_axis(manifest: dict) -> str | None:
@@ -253,39 +266,42 @@ def _numeric_axis(manifest: dict) -> str | None:
                  if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(values) > 1), None)
 
 
-def _setting_figure(rows: list[dict], axis: str) -> bytes:
+def setting_figure(rows: list[dict], axis: str) -> Figure:
     """Each measure against the setting, one line per preset (and other grid values), with the
-    95% band; log x where the values span decades (symmetric-log when 0 is among them)."""
+    95% band; log x where the values span decades (symmetric-log when 0 is among them), ticked at
+    the values run."""
     lines: dict[str, list[dict]] = {}
     for r in rows:
         name = " ".join(w for w in r["group"].split() if not w.startswith(f"{axis}=")) or r["preset"]
         lines.setdefault(name, []).append(r)
-    shown = [(key, heading) for key, heading, _ in MEASURES if key != "test_loss" and any(r[key]["n"] for r in rows)]
+    shown = [m for m in MEASURES if m.key != "test_loss" and any(r[m.key]["n"] for r in rows)]
     fig = Figure(figsize=(4.6 * len(shown), 4.2), layout="constrained")
     axes = fig.subplots(1, len(shown), squeeze=False)[0]
     xs = sorted({r[axis] for r in rows})
     positive = [x for x in xs if x > 0]
-    for ax, (key, heading) in zip(axes, shown):
+    for ax, measure in zip(axes, shown):
         for i, (name, members) in enumerate(lines.items()):
-            points = sorted((r[axis], r[key]) for r in members if r[key]["n"])
+            points = sorted((r[axis], r[measure.key]) for r in members if r[measure.key]["n"])
             if not points:
                 continue
             x = [p[0] for p in points]
             ax.plot(x, [p[1]["mean"] for p in points], "o-", color=f"C{i % 10}", label=name, ms=4)
             banded = [(xv, p) for xv, p in points if p["low"] is not None]
-            if banded:
-                ax.fill_between([b[0] for b in banded], [b[1]["low"] for b in banded], [b[1]["high"] for b in banded],
-                                color=f"C{i % 10}", alpha=0.18, lw=0)
+            if banded:  # two seeds give a t interval wider than the measure's range: the band stops at its ends
+                ax.fill_between([b[0] for b in banded], [max(b[1]["low"], measure.low) for b in banded],
+                                [min(b[1]["high"], measure.high) for b in banded], color=f"C{i % 10}", alpha=0.18, lw=0)
         if len(positive) > 1 and max(positive) / min(positive) >= 10:
             if min(xs) <= 0:
                 ax.set_xscale("symlog", linthresh=min(positive))
             else:
                 ax.set_xscale("log")
-        ax.set(title=heading, xlabel=axis, ylabel=heading)
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.xaxis.set_minor_locator(NullLocator())
+        ax.set(title=measure.heading, xlabel=axis, ylabel=measure.heading)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"against {axis}: mean over seeds, band = 95% t interval (where n >= 2)", fontsize=10)
-    return _png(fig)
+    return fig
 
 
 def write_report(folder: Path, baseline: str | None = None) -> Path:
@@ -299,15 +315,15 @@ def write_report(folder: Path, baseline: str | None = None) -> Path:
     with_val = [r for r in runs if r["history"][0].get("val_acc") is not None]
     figures = {}
     if with_val:
-        figures["val_curves.png"] = ("Validation curves", _curves_figure(with_val, [
+        figures["val_curves.png"] = ("Validation curves", _png(_curves_figure(with_val, [
             ("validation accuracy", "accuracy", lambda h: h["val_acc"]),
             # The data loss: a penalty would inflate a regularized run's loss and break the comparison.
-            ("validation loss (without penalty)", "cross-entropy", lambda h: h["val_data_loss"])]))
-        figures["gap.png"] = ("Generalization gap", _curves_figure(
-            with_val, [("generalization gap", "train acc - val acc", lambda h: h["acc"] - h["val_acc"])]))
+            ("validation loss (without penalty)", "cross-entropy", lambda h: h["val_data_loss"])])))
+        figures["gap.png"] = ("Generalization gap", _png(_curves_figure(
+            with_val, [("generalization gap", "train acc - val acc", lambda h: h["acc"] - h["val_acc"])])))
     axis = _numeric_axis(manifest)
     if axis:
-        figures["by_setting.png"] = (f"Against {axis}", _setting_figure(rows, axis))
+        figures["by_setting.png"] = (f"Against {axis}", _png(setting_figure(rows, axis)))
     for name, (_, png) in figures.items():
         atomic_write(folder / name, png)
     atomic_write(folder / "summary.csv", _csv(rows).encode())

@@ -23,8 +23,9 @@ needs_full_data = pytest.mark.skipif(
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto`: a worker per core this process may use, at most four (each holds its own torch)."""
-    return min(usable_cores(), 4)
+    """`-n auto`: a worker per core this process may use, at most four (each holds its own torch);
+    one where the system cannot pin a process to cores (macOS), as the workers would oversubscribe."""
+    return min(usable_cores(), 4) if hasattr(os, "sched_setaffinity") else 1
 
 
 def pytest_configure(config):

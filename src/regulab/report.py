@@ -81,9 +81,10 @@ def draw_curves(fig: Figure, history: list[dict], title: str | None = None) -> F
 # ---------------------------------------------------------------------------------------------
 # Sweeps and comparisons: statistics over seeds, tables, figures, one self-contained HTML page
 
-# The numbers each table gives per group: (metrics.json key or derived name, heading, higher is better).
 class Measure(NamedTuple):
-    key: str  # in metrics.json
+    """A number each table gives per group."""
+
+    key: str  # in metrics.json, or derived from it (gap)
     heading: str
     higher_is_better: bool
     low: float  # the values it can take: a figure's band stops there, where a t interval may not

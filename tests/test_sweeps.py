@@ -12,7 +12,7 @@ from PIL import Image
 from regulab import data as data_lib
 from regulab.cli import main
 from regulab.errors import RegulabError
-from regulab.report import load_study, setting_figure, summarize, t_interval, verdict, write_report
+from regulab.report import load_study, setting_figure, summarize, summary_tables, t_interval, verdict, write_report
 from regulab.sweeps import parse_grid, plan
 
 
@@ -134,6 +134,21 @@ def test_a_group_with_no_finished_run_is_shown_not_hidden():
     manifest["groups"].append({"label": "c", "preset": "c", "point": {}, "runs": {"0": "c0", "1": "c1"}})
     rows = summarize(manifest, runs)
     assert [r["group"] for r in rows] == ["a", "b", "c"] and rows[2]["n"] == 0 and rows[2]["test_acc"]["mean"] is None
+
+
+def test_minutes_are_kept_apart_by_device_when_cpu_and_gpu_runs_are_pooled(tmp_path):
+    manifest, runs = _fake({"a": [0.6, 0.7, 0.8], "b": [0.61, 0.72, 0.79]})
+    for run, (device, seconds) in zip(runs, [("cpu", 6000), ("cpu", 6600), ("cuda", 240)] * 2):
+        run["metrics"].update(device=device, seconds=seconds)
+    rows = summarize(manifest, runs)
+    assert rows[0]["minutes"] == {"cpu": pytest.approx(105.0), "cuda": pytest.approx(4.0)}  # not one mean of 71
+    assert rows[0]["devices"] == {"cpu": 2, "cuda": 1}
+    head, body, _, _ = summary_tables(rows)
+    assert body[0][head.index("minutes")] == "105.0 cpu (n=2), 4.0 cuda (n=1)"
+    for run in runs:
+        run["metrics"]["device"] = "cpu"
+    head, body, _, _ = summary_tables(summarize(manifest, runs))
+    assert body[0][head.index("minutes")] == f"{(6000 + 6600 + 240) / 180:.1f}"  # one device: no label
 
 
 def test_the_figure_against_a_setting_is_ticked_at_its_values_and_keeps_bands_in_range():

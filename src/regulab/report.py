@@ -162,7 +162,12 @@ def summarize(manifest: dict, runs: list[dict], baseline: str | None = None) -> 
         for key in KEYS:
             row[key] = t_interval([m[key] for m in mine.values() if m.get(key) is not None])
         row["best_epoch"] = statistics.fmean(m["best_epoch"] for m in mine.values()) if mine else None
-        row["minutes"] = statistics.fmean(m["seconds"] for m in mine.values()) / 60 if mine else None
+        # Wall minutes per device: a group pooled from CPU and GPU runs must not average their times.
+        by_device: dict[str, list[float]] = {}
+        for m in mine.values():
+            by_device.setdefault(m.get("device", "unrecorded"), []).append(m["seconds"] / 60)
+        row["minutes"] = {device: statistics.fmean(v) for device, v in sorted(by_device.items())}
+        row["devices"] = {device: len(v) for device, v in sorted(by_device.items())}
         row["precision"] = ", ".join(sorted({m["precision"] for m in mine.values()}))
         base = bases.get(group.label)
         if base is not None and base.label != group.label:
@@ -189,12 +194,17 @@ def interval_text(interval: dict, signed: bool = False) -> str:
     return text
 
 
-def _tables(rows: list[dict]) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
+def summary_tables(rows: list[dict]) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
     """The summary table and the paired-difference table, as headings and cells."""
+    devices = {device for r in rows for device in r["minutes"]}
+
+    def minutes(r: dict) -> str:  # the device named only where the table mixes devices
+        return ", ".join(f"{v:.1f}" + (f" {d} (n={r['devices'][d]})" if len(devices) > 1 else "")
+                         for d, v in r["minutes"].items()) or "n/a"
+
     head = ["group", "n", *(m.heading for m in MEASURES), "best epoch", "minutes"]
     body = [[r["group"], f"{r['n']}/{r['planned']}", *(interval_text(r[m.key]) for m in MEASURES),
-             "n/a" if r["best_epoch"] is None else f"{r['best_epoch']:.1f}",
-             "n/a" if r["minutes"] is None else f"{r['minutes']:.1f}"] for r in rows]
+             "n/a" if r["best_epoch"] is None else f"{r['best_epoch']:.1f}", minutes(r)] for r in rows]
     paired = [r for r in rows if "paired" in r]
     paired_head = ["group", "baseline", "pairs", *(f"Δ {m.heading}" for m in MEASURES)]
     paired_body = [[r["group"], r["baseline"], str(r["paired"]["test_acc"]["n"]),
@@ -218,6 +228,8 @@ def _csv(rows: list[dict]) -> str:
     flat = []
     for r in rows:
         out = {k: v for k, v in r.items() if not isinstance(v, dict)}
+        out.update({f"minutes_{device}": v for device, v in r["minutes"].items()})
+        out.update({f"runs_{device}": n for device, n in r["devices"].items()})
         for key in KEYS:
             out.update({f"{key}_{part}": value for part, value in r[key].items()})
             if "paired" in r:
@@ -312,7 +324,7 @@ def write_report(folder: Path, baseline: str | None = None) -> Path:
     if not runs:
         raise RegulabError(f"no finished runs in {folder} yet; run the same `regulab sweep`/`compare` command to train them")
     rows = summarize(manifest, runs, baseline)
-    head, body, paired_head, paired_body = _tables(rows)
+    head, body, paired_head, paired_body = summary_tables(rows)
     with_val = [r for r in runs if r["history"][0].get("val_acc") is not None]
     figures = {}
     if with_val:
@@ -352,7 +364,7 @@ def _best(rows: list[dict]) -> tuple[str, int | None]:
 
 def html_tables(rows: list[dict]) -> str:
     """The summary table (and the paired one, where there is a baseline) as HTML, for a notebook."""
-    head, body, paired_head, paired_body = _tables(rows)
+    head, body, paired_head, paired_body = summary_tables(rows)
     return _table(head, body, _best(rows)[1]) + (_table(paired_head, paired_body) if paired_body else "")
 
 
@@ -396,7 +408,8 @@ with n - 1 degrees of freedom]; n is finished of planned seeds, and one seed has
 final train accuracy minus final validation accuracy. <i>test acc</i>, <i>ECE</i> (expected calibration error,
 15 equal-width confidence bins) and <i>NLL</i> (mean negative log-likelihood) use each run's best-epoch
 weights, chosen on validation; the test set chose nothing. Precision: {html.escape(", ".join(
-        sorted({r["precision"] for r in rows if r["precision"]})))}.</p>
+        sorted({r["precision"] for r in rows if r["precision"]})))}; device: {html.escape(", ".join(
+        sorted({d for r in rows for d in r["devices"]})))}.</p>
 {paired}
 {images}
 <h2>Run configurations</h2>{configs}

@@ -11,9 +11,10 @@ from PIL import Image
 
 from regulab import data as data_lib
 from regulab.cli import main
+from regulab.config import make_config
 from regulab.errors import RegulabError
 from regulab.report import load_study, setting_figure, summarize, summary_tables, t_interval, verdict, write_report
-from regulab.sweeps import parse_grid, plan
+from regulab.sweeps import parse_grid, plan, run_key
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,7 @@ def test_report_tables_carry_n_intervals_and_paired_differences(l2_sweep):
     md = (l2_sweep / "l2" / "summary.md").read_text()
     assert md.startswith("| group | n | best val acc | test acc | gap (train - val acc) | test ECE | test NLL |")
     assert "| l2=0.01 | 2/2 |" in md and "Paired differences" in md and "| l2=0.01 | l2=0 | 2 |" in md
+    assert "| l2=0.001 (= seed) | 2/2 |" in md and "| l2=0 | 2/2 |" in md  # the grid point that is the seed preset
     rows = list(__import__("csv").DictReader((l2_sweep / "l2" / "summary.csv").open()))
     assert {"test_acc_n", "test_acc_low", "test_acc_high", "test_ece_mean", "diff_test_acc_low"} <= set(rows[0])
     page = report.read_text()
@@ -154,8 +156,10 @@ def test_minutes_are_kept_apart_by_device_when_cpu_and_gpu_runs_are_pooled(tmp_p
 def test_the_figure_against_a_setting_is_ticked_at_its_values_and_keeps_bands_in_range():
     manifest, runs = _fake({"l2=0": [0.5, 0.52], "l2=0.001": [0.6, 0.9], "l2=0.01": [0.55, 0.56]}, baseline=None)
     for group, l2 in zip(manifest["groups"], (0, 1e-3, 1e-2)):
-        group.update(preset="seed-noreg", point={"l2": l2})
+        group.update(preset="seed-noreg", point={"l2": l2}, runs={str(s): run_key(make_config("seed-noreg", l2=l2, seed=s))
+                                                                  for s in (0, 1)})
     test_acc = setting_figure(summarize(manifest, runs), "l2").axes[1]
+    assert [t.get_text() for t in test_acc.texts] == ["= seed"]  # l2=1e-3 of seed-noreg is the seed preset, marked
     assert test_acc.get_title() == "test acc" and test_acc.get_xscale() == "symlog"  # 0 is among the values
     assert [label.get_text() for label in test_acc.get_xticklabels()] == ["0", "0.001", "0.01"]
     # l2=0.001's two seeds, 0.6 and 0.9, give 0.75 +- 1.91: the band stops at 0 and 1, where accuracy does.

@@ -158,7 +158,8 @@ def summarize(manifest: dict, runs: list[dict], baseline: str | None = None) -> 
     rows = []
     for group in groups:
         mine = {r["seed"]: r["metrics"] for r in runs if r["group"] == group.label}
-        row = {"group": group.label, "preset": group.preset, **group.point, "planned": len(group.runs), "n": len(mine)}
+        row = {"group": group.label, "preset": group.preset, **group.point, "planned": len(group.runs), "n": len(mine),
+               "same_as": group.same_as(manifest.get("settings") or {}) if group.point else None}
         for key in KEYS:
             row[key] = t_interval([m[key] for m in mine.values() if m.get(key) is not None])
         row["best_epoch"] = statistics.fmean(m["best_epoch"] for m in mine.values()) if mine else None
@@ -202,12 +203,15 @@ def summary_tables(rows: list[dict]) -> tuple[list[str], list[list[str]], list[s
         return ", ".join(f"{v:.1f}" + (f" {d} (n={r['devices'][d]})" if len(devices) > 1 else "")
                          for d, v in r["minutes"].items()) or "n/a"
 
+    def label(r: dict) -> str:  # a grid point that is another preset says so
+        return r["group"] + (f" (= {r['same_as']})" if r["same_as"] else "")
+
     head = ["group", "n", *(m.heading for m in MEASURES), "best epoch", "minutes"]
-    body = [[r["group"], f"{r['n']}/{r['planned']}", *(interval_text(r[m.key]) for m in MEASURES),
+    body = [[label(r), f"{r['n']}/{r['planned']}", *(interval_text(r[m.key]) for m in MEASURES),
              "n/a" if r["best_epoch"] is None else f"{r['best_epoch']:.1f}", minutes(r)] for r in rows]
     paired = [r for r in rows if "paired" in r]
     paired_head = ["group", "baseline", "pairs", *(f"Δ {m.heading}" for m in MEASURES)]
-    paired_body = [[r["group"], r["baseline"], str(r["paired"]["test_acc"]["n"]),
+    paired_body = [[label(r), r["baseline"], str(r["paired"]["test_acc"]["n"]),
                     *(f"{interval_text(r['paired'][m.key], signed=True)} {_word(r['paired'][m.key], m.higher_is_better)}"
                       for m in MEASURES)] for r in paired]
     return head, body, paired_head, paired_body
@@ -299,6 +303,11 @@ def setting_figure(rows: list[dict], axis: str) -> Figure:
                 continue
             x = [p[0] for p in points]
             ax.plot(x, [p[1]["mean"] for p in points], "o-", color=f"C{i % 10}", label=name, ms=4)
+            for r in members:  # a grid point that is another preset (l2=1e-3 of seed-noreg is `seed`)
+                if r["same_as"] and r[measure.key]["n"]:
+                    ax.plot(r[axis], r[measure.key]["mean"], "o", ms=10, mfc="none", color=f"C{i % 10}")
+                    ax.annotate(f"= {r['same_as']}", (r[axis], r[measure.key]["mean"]), xytext=(6, 6),
+                                textcoords="offset points", fontsize=8, color=f"C{i % 10}")
             banded = [(xv, p) for xv, p in points if p["low"] is not None]
             if banded:  # two seeds give a t interval wider than the measure's range: the band stops at its ends
                 ax.fill_between([b[0] for b in banded], [max(b[1]["low"], measure.low) for b in banded],

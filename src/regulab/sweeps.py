@@ -102,6 +102,15 @@ class Group:
     def config(self, overrides: dict, seed: int) -> Config:
         return make_config(self.preset, **overrides, **self.point, seed=seed)
 
+    def same_as(self, overrides: dict) -> str | None:
+        """The other preset whose trainings this group's runs are (`l2=1e-3` of seed-noreg is the
+        seed preset), for a report to say so; None when there is none."""
+        for name in PRESETS:
+            if name != self.preset and all(run_key(make_config(name, **overrides, seed=int(s))) == key
+                                           for s, key in self.runs.items()):
+                return name
+        return None
+
 
 def plan(presets: list[str], grid: dict[str, list], seeds: int, overrides: dict) -> list[Group]:
     """Every group's resolved runs, checked before anything runs: a bad value fails here, in one line."""

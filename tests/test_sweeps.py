@@ -14,7 +14,7 @@ from regulab.cli import main
 from regulab.config import make_config
 from regulab.errors import RegulabError
 from regulab.report import load_study, setting_figure, summarize, summary_tables, t_interval, verdict, write_report
-from regulab.sweeps import parse_grid, plan, run_key
+from regulab.sweeps import Group, parse_grid, plan, run_key
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,17 @@ def test_minutes_are_kept_apart_by_device_when_cpu_and_gpu_runs_are_pooled(tmp_p
         run["metrics"]["device"] = "cpu"
     head, body, _, _ = summary_tables(summarize(manifest, runs))
     assert body[0][head.index("minutes")] == f"{(6000 + 6600 + 240) / 180:.1f}"  # one device: no label
+
+
+def test_a_grid_point_is_named_after_the_preset_it_is_and_only_then():
+    def group(l2: float, **settings) -> Group:
+        return Group(f"l2={l2}", "seed-noreg", {"l2": l2},
+                     {str(s): run_key(make_config("seed-noreg", l2=l2, **settings, seed=s)) for s in (0, 1)})
+    assert group(1e-3).same_as({}) == "seed"
+    assert group(1e-3, epochs=2).same_as({"epochs": 2}) == "seed"  # under the sweep's own fixed settings
+    assert group(2e-3).same_as({}) is None
+    # A fixed setting that some presets refuse (fast holds out no validation set) is no error here.
+    assert group(2e-3, monitor="val_loss").same_as({"monitor": "val_loss"}) is None
 
 
 def test_the_figure_against_a_setting_is_ticked_at_its_values_and_keeps_bands_in_range():

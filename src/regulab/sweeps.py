@@ -106,9 +106,13 @@ class Group:
         """The other preset whose trainings this group's runs are (`l2=1e-3` of seed-noreg is the
         seed preset), for a report to say so; None when there is none."""
         for name in PRESETS:
-            if name != self.preset and all(run_key(make_config(name, **overrides, seed=int(s))) == key
-                                           for s, key in self.runs.items()):
-                return name
+            if name == self.preset:
+                continue
+            try:
+                if all(run_key(make_config(name, **overrides, seed=int(s))) == key for s, key in self.runs.items()):
+                    return name
+            except RegulabError:  # the sweep's fixed settings do not apply to that preset (say, fast has no validation set)
+                continue
         return None
 
 

@@ -99,6 +99,18 @@ def scores(logits: torch.Tensor, y: torch.Tensor) -> Scores:
     return Scores(F.cross_entropy(logits.double(), y).item(), hits.double().mean().item(), calibration["ece"])
 
 
+def per_image(logits: torch.Tensor, y: torch.Tensor) -> dict:
+    """Per image, as numpy arrays: the label, the predicted class, and the probabilities of the true
+    class and of the predicted one (what `TEST_PREDICTIONS` keeps)."""
+    y = y.to(logits.device)
+    probabilities = logits.double().softmax(1)
+    confidence, predicted = probabilities.max(1)
+    small = torch.int16 if logits.shape[1] > 127 else torch.int8
+    return {"label": y.to(small).cpu().numpy(), "predicted": predicted.to(small).cpu().numpy(),
+            "p_true": probabilities.gather(1, y[:, None])[:, 0].float().cpu().numpy(),
+            "confidence": confidence.float().cpu().numpy()}
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, precision: str,
              tta: int = 0, tta_unsure: float = 1.0) -> Scores:
     """Loss, accuracy and ECE over a whole set, with test-time augmentation as `predict` does it."""

@@ -216,7 +216,9 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, seeds: int, bas
 
     # The same run may belong to two groups of one sweep (l2=1e-3 of seed-noreg and the seed preset).
     wanted = {key: (g, s) for g in groups for s, key in g.runs.items()}
-    todo = [(key, g, s) for key, (g, s) in wanted.items() if not RunDir(runs_dir / key).finished()]
+    # Seed by seed, so that a sweep stopped part-way leaves whole pairs (every group at seed k) to compare.
+    todo = sorted(((key, g, s) for key, (g, s) in wanted.items() if not RunDir(runs_dir / key).finished()),
+                  key=lambda item: item[2])
     cores = node_cores = usable_cores()
     where = "local processes"
     here = sorted({g.config(overrides, 0).model for g in groups} & {name for name in MODELS if registered_here(name)})

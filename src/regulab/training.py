@@ -36,7 +36,7 @@ from regulab import data as data_lib
 from regulab.augment import BatchAugment
 from regulab.config import Config, to_toml
 from regulab.errors import RegulabError, TrainingStopped
-from regulab.evaluation import Scores, autocast, evaluate, predict, scores
+from regulab.evaluation import Scores, autocast, evaluate, per_image, predict, scores
 from regulab.models import check_model, create_model, kernel_penalty, use_model_file
 from regulab.optim import EMA, Lookahead, Optimizers, build_optimizer, lr_factor
 from regulab.parallel import Workers, join_workers
@@ -49,6 +49,7 @@ from regulab.rundir import (
     CURVES,
     LAST_WEIGHTS,
     METRICS,
+    TEST_PREDICTIONS,
     RunDir,
     atomic_write,
     matching_state,
@@ -462,6 +463,7 @@ def _test(state: TrainState, cfg: Config, splits: data_lib.Splits, run: RunDir, 
         evaluated.load_state_dict(run.load_weights(BEST_WEIGHTS, evaluated))
         best_logits = predict(evaluated, x_test, cfg.eval_batch_size, "fp32")
         best_test = scores(best_logits, y_test)
+    run.write_arrays(TEST_PREDICTIONS, **per_image(best_logits, y_test))  # for intervals over test images too
     tta_test = scores(predict(evaluated, x_test, cfg.eval_batch_size, "fp32", cfg.tta, cfg.tta_unsure, plain=best_logits),
                       y_test) if cfg.tta else Scores(None, None, None)
     best = history[state.best_epoch - 1]

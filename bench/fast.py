@@ -24,7 +24,7 @@ import torch
 
 from regulab.config import make_config
 from regulab.runtime import resolve_device
-from regulab.sweeps import parse_grid
+from regulab.study import parse_grid
 from regulab.training import train
 
 HERE = Path(__file__).resolve().parent

@@ -230,6 +230,21 @@ def test_prepare_splits_after_normalizing_over_all_training_images():
     assert no_val.val is None and len(no_val.train[1]) == 4000
 
 
+def test_split_by_seed_draws_seed_k_s_split_and_keeps_the_test_set():
+    from regulab.config import make_config
+    from regulab.study import run_key
+
+    mini = data_lib.load_mini()
+    shared = data_lib.splits_for(make_config("seed", data="cifar10-mini", seed=3))
+    own = data_lib.splits_for(make_config("seed", data="cifar10-mini", seed=3, split_by_seed=True))
+    _, val_3 = data_lib.split_indices(4000, 0.3, 3)
+    assert torch.equal(shared.val[1], data_lib.prepare(mini, 0.3, 777).val[1])  # off: the notebook's split for every seed
+    assert torch.equal(own.val[1], torch.from_numpy(mini.y_train[val_3]))
+    assert not torch.equal(own.val[0], shared.val[0]) and torch.equal(own.test[1], shared.test[1])
+    # A setting off by default leaves the names of earlier runs as they were; on, it names other runs.
+    assert run_key(make_config("seed", seed=3)) != run_key(make_config("seed", seed=3, split_by_seed=True))
+
+
 # --- the real data, where the environment provides it -----------------------------------------------
 
 @needs_full_data

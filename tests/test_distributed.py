@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from regulab.cli import main
-from regulab.report import load_study
+from regulab.study import load_study
 
 
 # The seed network has no batch norm, so two workers with half a batch each compute the very

@@ -13,8 +13,10 @@ from regulab import data as data_lib
 from regulab.cli import main
 from regulab.config import make_config
 from regulab.errors import RegulabError
-from regulab.report import load_study, setting_figure, summarize, summary_tables, t_interval, verdict, write_report
-from regulab.sweeps import Group, parse_grid, plan, run_key
+from regulab.analysis import summarize
+from regulab.report import setting_figure, summary_tables, write_report
+from regulab.stats import t_interval
+from regulab.study import Group, load_study, parse_grid, plan, run_key
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +84,14 @@ def test_an_interrupted_run_is_resumed(l2_sweep, quick, capsys):
 def test_report_tables_carry_n_intervals_and_paired_differences(l2_sweep):
     report = write_report(l2_sweep / "l2")
     md = (l2_sweep / "l2" / "summary.md").read_text()
-    assert md.startswith("| group | n | best val acc | test acc | gap (train - val acc) | test ECE | test NLL |")
+    assert md.startswith("| group | n | ran on | best val acc | test acc | gap (train - val acc) | test ECE | test NLL |")
     assert "| l2=0.01 | 2/2 |" in md and "Paired differences" in md and "| l2=0.01 | l2=0 | 2 |" in md
     assert "| l2=0.001 (= seed) | 2/2 |" in md and "| l2=0 | 2/2 |" in md  # the grid point that is the seed preset
     rows = list(__import__("csv").DictReader((l2_sweep / "l2" / "summary.csv").open()))
     assert {"test_acc_n", "test_acc_low", "test_acc_high", "test_ece_mean", "diff_test_acc_low"} <= set(rows[0])
     page = report.read_text()
-    assert page.count("data:image/png;base64,") == 3 and "http" not in page  # curves, gap, against l2
+    assert page.count("data:image/png;base64,") == 4 and "http" not in page  # curves, gap, against l2, differences
+    assert "The decision" in page and "Holm" in page and (l2_sweep / "l2" / "differences.png").is_file()
     assert page.count("<details>") == 6 and "Student t" in page
     assert Image.open(l2_sweep / "l2" / "by_setting.png").size[0] > 1000
 
@@ -125,9 +128,8 @@ def test_paired_difference_is_over_matched_seeds():
     diff = rows[1]["paired"]["test_acc"]
     # differences 0.012, 0.008, 0.011: mean 0.010333, s = 0.0020817, half-width 4.302653 * s / sqrt(3) = 0.0051713
     assert diff["mean"] == pytest.approx(0.0103333, abs=1e-6) and diff["low"] == pytest.approx(0.0103333 - 0.0051713, abs=1e-6)
-    assert verdict(diff, higher_is_better=True) == "better"
-    assert verdict(rows[1]["paired"]["test_ece"], higher_is_better=False) == "n < 2: no interval" or \
-        rows[1]["paired"]["test_ece"]["std"] == 0
+    assert diff["verdict"] == "better" and diff["p_difference"] == pytest.approx(0.013259, abs=1e-6)  # t = 8.5979 on 2 df
+    assert rows[1]["paired"]["test_ece"]["verdict"] == "no clear difference"  # identical ECE: a zero difference
     assert "paired" not in rows[0]  # the baseline is not compared with itself
 
 
@@ -288,6 +290,40 @@ def test_a_comparison_with_a_run_that_holds_out_no_validation_set(tmp_path):
     (tmp_path / "sweep.json").write_text(json.dumps(manifest))
     assert main(["report", str(tmp_path)]) == 0
     md = (tmp_path / "summary.md").read_text()
-    assert "| fast | 1/1 | n/a | 0.9000 | n/a |" in md
+    assert "| fast | 1/1 | unrecorded ×1 fp32 | n/a | 0.9000 | n/a |" in md
     page = (tmp_path / "report.html").read_text()
     assert "Best by best val acc: <b>seed</b>" in page
+
+
+@pytest.mark.slow
+def test_adaptive_seeds_go_only_to_undecided_groups_and_the_command_resumes(l2_sweep, quick, capsys):
+    folder = l2_sweep / "adaptive"
+    args = ["compare", "seed-noreg", "seed", "--seeds", "2", "--max-seeds", "3", "--seeds-per-round", "1",
+            "--baseline", "seed-noreg", "--out", str(folder), "--runs-dir", str(l2_sweep / "runs"), *quick]
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    manifest, runs = load_study(folder)
+    base, treated = (len(g["runs"]) for g in manifest["groups"])
+    assert base == treated and manifest["design"]["max_seeds"] == 3  # the baseline has every seed its group has
+    row = summarize(manifest, runs)[1]
+    verdict = row["paired"]["test_acc"]["verdict"]
+    if treated == 2:  # decided at the first look: no round was run
+        assert verdict in ("better", "worse") and row["stopped"] == f"decided at 2 seeds: {verdict}"
+        assert "undecided on test acc" not in out
+    else:
+        assert "undecided on test acc: seed; a round of 1 more seeds each" in out
+        assert row["stopped"] in (f"decided at 3 seeds: {verdict}", "reached --max-seeds 3: still undecided")
+    assert "every comparison is decided on test acc or has --max-seeds 3" in out
+    assert "| seeds, and why |" in (folder / "summary.md").read_text()
+    assert main(args) == 0  # the same command replays the rounds from the finished runs and trains nothing
+    again = capsys.readouterr().out
+    assert "[random seed" not in again and load_study(folder)[0]["groups"] == manifest["groups"]
+
+
+def test_adaptive_seeds_need_a_baseline(tmp_path, quick, capsys):
+    assert main(["compare", "seed-noreg", "seed", "--seeds", "2", "--max-seeds", "4", "--out", str(tmp_path), *quick]) == 1
+    assert "name the baseline with --baseline" in capsys.readouterr().err
+    assert main(["compare", "seed-noreg", "--seeds", "3", "--max-seeds", "2", "--baseline", "seed-noreg",
+                 "--out", str(tmp_path), *quick]) == 1
+    assert "--max-seeds (2) must be at least --seeds (3)" in capsys.readouterr().err

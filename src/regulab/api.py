@@ -89,7 +89,8 @@ class Study:
     `path`, and `report` (its report.html). Shown in a notebook as its summary table."""
 
     def __init__(self, path: str | os.PathLike):
-        from regulab.report import load_study, summarize
+        from regulab.analysis import summarize
+        from regulab.study import load_study
 
         self.path = Path(path)
         manifest, self._runs = load_study(self.path)
@@ -157,29 +158,35 @@ def load(path: str | os.PathLike) -> Run:
 
 def compare(presets: list[str], *, seeds: int = 1, out: str | os.PathLike = "runs/compare", baseline: str | None = None,
             runs_dir: str | os.PathLike | None = None, jobs: int = 0, threads: int = 0, ray: str | None = None,
-            overwrite: bool = False, **options) -> Study:
+            overwrite: bool = False, max_seeds: int = 0, seeds_per_round: int = 2, margin: float | None = None,
+            primary: str = "test_acc", correction: str = "holm", **options) -> Study:
     """Train every preset with seeds 0..seeds-1 on the same split (finished runs skipped), write
     the report, and return the `Study`; the keywords as `regulab compare`'s options (`overwrite`
     replaces the plan of a folder that holds one of other settings)."""
     return sweep(presets, {}, seeds=seeds, out=out, baseline=baseline, runs_dir=runs_dir, jobs=jobs, threads=threads,
-                 ray=ray, overwrite=overwrite, **options)
+                 ray=ray, overwrite=overwrite, max_seeds=max_seeds, seeds_per_round=seeds_per_round, margin=margin,
+                 primary=primary, correction=correction, **options)
 
 
 def sweep(presets: str | list[str], grid: dict[str, list], *, seeds: int = 1, out: str | os.PathLike = "runs/sweep",
           baseline: str | None = None, runs_dir: str | os.PathLike | None = None, jobs: int = 0, threads: int = 0,
-          ray: str | None = None, overwrite: bool = False, **options) -> Study:
+          ray: str | None = None, overwrite: bool = False, max_seeds: int = 0, seeds_per_round: int = 2,
+          margin: float | None = None, primary: str = "test_acc", correction: str = "holm", **options) -> Study:
     """Train presets x every combination of `grid` (`{"l2": [0, 1e-4, 1e-3]}`) x seeds, write the
-    report, and return the `Study`; the keywords as `regulab sweep`'s options."""
+    report, and return the `Study`; the keywords as `regulab sweep`'s options (`max_seeds` adds
+    seeds where a comparison with `baseline` is undecided; `margin` gives the equivalence verdict)."""
+    from regulab.analysis import Design
     from regulab.report import write_report
-    from regulab.sweeps import parse_grid
+    from regulab.study import parse_grid
     from regulab.sweeps import sweep as run_sweep
 
+    design = Design(seeds, max_seeds, seeds_per_round, margin, primary, correction)
     presets = [presets] if isinstance(presets, str) else list(presets)
     grid = parse_grid([f"{k}={','.join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)}"
                        for k, values in grid.items()])
     fixed = _options(options, allowed={f.name for f in config_fields()} - set(SWEEP_OWN))
     run_sweep(presets, Path(out), grid, seeds, fixed, jobs=jobs, threads=threads,
-              runs_dir=Path(runs_dir) if runs_dir else None, baseline=baseline, ray=ray, overwrite=overwrite)
+              runs_dir=Path(runs_dir) if runs_dir else None, baseline=baseline, ray=ray, overwrite=overwrite, design=design)
     write_report(Path(out), baseline)
     return Study(out)
 

@@ -92,6 +92,19 @@ def _add_config_options(parser: argparse.ArgumentParser, skip=("preset", "model_
                            metavar=None if field.name in CHOICES else kind.__name__.upper(), help=text + shown)
 
 
+def _add_decision_options(parser: argparse.ArgumentParser, default: str = "") -> None:
+    """How paired differences are judged: a margin, the adjustment over a table, the primary measure."""
+    from regulab.analysis import CORRECTIONS, KEYS
+
+    parser.add_argument("--margin", type=float, metavar="M", help="equivalence margin in the measure's own units "
+                        "(0.005 = half a point of accuracy): a paired row is then better, worse, equivalent (its 90%% "
+                        f"interval inside ±M, TOST) or undecided {default}".rstrip())
+    parser.add_argument("--correction", choices=CORRECTIONS, default=None,
+                        help=f"adjustment for the table's many comparisons (default holm) {default}".rstrip())
+    parser.add_argument("--primary", choices=KEYS, default=None,
+                        help=f"the measure adaptive seeds decide on (default test_acc) {default}".rstrip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     global TOP_PARSER
     TOP_PARSER = parser = Parser(prog="regulab", description=__doc__.split("\n\n")[0])
@@ -142,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "sweeps so a training they have in common runs once")
         parser_.add_argument("--baseline", metavar="NAME", help="compare every group with this preset (or grid value, "
                              "such as l2=0) over matched seeds: paired differences with 95%% intervals")
+        parser_.add_argument("--max-seeds", type=int, default=0, metavar="K", help="adaptive seeds: after --seeds, add "
+                             "rounds of seeds to the groups whose verdict on --primary against --baseline is still "
+                             "undecided, until each is decided or has K (error rate held at 5%% over the looks)")
+        parser_.add_argument("--seeds-per-round", type=int, default=2, metavar="R",
+                             help="seeds each undecided group gets per adaptive round (default 2)")
+        _add_decision_options(parser_)
         parser_.add_argument("--overwrite", action="store_true", help="replace the plan of a folder that holds one of "
                              "other settings (its finished runs stay in the pool and are reused where they match)")
         parser_.add_argument("--jobs", type=int, default=0, help="runs at once (default: one per core, cores split between them)")
@@ -154,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "From the finished runs its sweep.json lists; groups still running show as n of planned.")
     report.add_argument("folder", type=Path, help="a folder `regulab compare` or `regulab sweep` wrote (its sweep.json)")
     report.add_argument("--baseline", metavar="NAME", help="pair every group with this one (default: the sweep's own)")
+    _add_decision_options(report, "(default: the sweep's own)")
+    report.add_argument("--effect", type=float, metavar="E", help="the difference the seeds-needed column is for, in "
+                        "the primary measure's units (default: the margin)")
 
     evaluate = command("evaluate", "score a finished run on the test set",
                        "Accuracy, loss and calibration (ECE), a per-class table, the most confused pairs; writes "
@@ -236,19 +258,23 @@ def _run(args: argparse.Namespace) -> int:
         path = plot_curves(history, run.path / CURVES, title=run_title(config))
         print(path)
     elif args.command in ("compare", "sweep"):
+        from regulab.analysis import Design
         from regulab.report import write_report
-        from regulab.sweeps import parse_grid, sweep
+        from regulab.study import parse_grid
+        from regulab.sweeps import sweep
 
         grid = parse_grid(args.grid) if args.command == "sweep" else {}
         given = {f.name: getattr(args, f.name) for f in config_fields()
                  if f.name not in SWEEP_OWN and getattr(args, f.name, None) is not None}
+        design = Design(seeds=args.seeds, max_seeds=args.max_seeds, seeds_per_round=args.seeds_per_round,
+                        margin=args.margin, primary=args.primary or "test_acc", correction=args.correction or "holm")
         sweep(args.presets, args.out, grid, args.seeds, given, jobs=args.jobs, threads=args.threads,
-              runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray, overwrite=args.overwrite)
+              runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray, overwrite=args.overwrite, design=design)
         print(f"report: {write_report(args.out)}")
     elif args.command == "report":
         from regulab.report import write_report
 
-        print(f"report: {write_report(args.folder, args.baseline)}")
+        print(f"report: {write_report(args.folder, args.baseline, args.margin, args.correction, args.primary, args.effect)}")
     elif args.command == "evaluate":
         from regulab.trained import CONFUSION, EVALUATION, MISTAKES, RELIABILITY, evaluate_run, evaluation_table
 

@@ -37,6 +37,9 @@ class Config:
                                   "train_test_split(test_size=0.3); 0 trains on all of them and validates on nothing")
     split_seed: int = setting(777, "seed of the train/validation split (the seed's random_state=777), so every run "
                               "validates on the same images")
+    split_by_seed: bool = setting(False, "each seed draws its own train/validation split (seed k: split k, in place of "
+                                  "--split-seed), so a study over seeds varies which images train and validate too "
+                                  "(Bouthillier et al. 2021); the test set stays fixed")
     train_fraction: float = setting(1.0, "train on this stratified share of the training split, the same images for "
                                     "every run with the same split seed (0.1 lies inside 0.25); validation and test unchanged")
     # -- model

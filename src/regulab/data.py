@@ -473,4 +473,9 @@ def prepare(raw: ImageData, val_fraction: float = 0.3, split_seed: int = 777, tr
 
 def splits_for(cfg) -> Splits:
     """The normalized train, validation and test tensors of a run's settings (a `Config`)."""
-    return prepare(load_for(cfg), cfg.val_fraction, cfg.split_seed, cfg.train_fraction)
+    return prepare(load_for(cfg), cfg.val_fraction, split_seed_of(cfg), cfg.train_fraction)
+
+
+def split_seed_of(cfg) -> int:
+    """The seed that draws a run's train/validation split: its own seed under --split-by-seed."""
+    return cfg.seed if cfg.split_by_seed else cfg.split_seed

@@ -8,16 +8,17 @@ import csv
 import html
 import io
 import json
-import math
 import statistics
 from pathlib import Path
-from typing import NamedTuple
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from regulab import stats
+from regulab.analysis import KEYS, MEASURES, Design, measure, summarize
 from regulab.errors import RegulabError
-from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, RunDir, atomic_write
+from regulab.rundir import atomic_write
+from regulab.study import load_study
 
 TRAIN_COLOR, VAL_COLOR = "blue", "orange"  # the seed's colours
 
@@ -81,106 +82,6 @@ def draw_curves(fig: Figure, history: list[dict], title: str | None = None) -> F
 # ---------------------------------------------------------------------------------------------
 # Sweeps and comparisons: statistics over seeds, tables, figures, one self-contained HTML page
 
-class Measure(NamedTuple):
-    """A number each table gives per group."""
-
-    key: str  # in metrics.json, or derived from it (gap)
-    heading: str
-    higher_is_better: bool
-    low: float  # the values it can take: a figure's band stops there, where a t interval may not
-    high: float
-
-
-MEASURES = (Measure("best_val_acc", "best val acc", True, 0, 1), Measure("test_acc", "test acc", True, 0, 1),
-            Measure("gap", "gap (train - val acc)", False, -1, 1), Measure("test_ece", "test ECE", False, 0, 1),
-            Measure("test_loss", "test NLL", False, 0, math.inf))
-KEYS = [m.key for m in MEASURES]
-CONFIDENCE = 0.95
-
-
-def load_study(folder: Path) -> tuple[dict, list[dict]]:
-    """A sweep folder's plan (sweep.json) and its finished runs, one dict per (group, seed)."""
-    from regulab.sweeps import MANIFEST, read_manifest
-
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise RegulabError(f"{folder} holds no {MANIFEST}; run `regulab compare` or `regulab sweep` with --out {folder} first")
-    runs_dir = folder / manifest["runs_dir"]
-    runs = []
-    for group in manifest["groups"]:
-        for seed, key in sorted(group["runs"].items(), key=lambda item: int(item[0])):
-            run = RunDir(runs_dir / key)
-            if not run.finished():
-                continue
-            metrics = run.read_json(METRICS)
-            final_val = metrics.get("final_val_acc")
-            metrics["gap"] = None if final_val is None else metrics["final_acc"] - final_val
-            runs.append({"group": group["label"], "preset": group["preset"], "point": group["point"], "seed": int(seed),
-                         "key": key, "path": run.path, "config": run.read_json(CONFIG),
-                         "history": run.read_json(HISTORY_JSON), "metrics": metrics})
-    return manifest, runs
-
-
-def t_interval(values: list[float]) -> dict:
-    """n, mean, standard deviation (n - 1) and the Student-t 95% confidence interval of the mean;
-    with one value there is no spread and no interval (None)."""
-    from scipy import stats
-
-    n = len(values)
-    if n == 0:
-        return {"n": 0, "mean": None, "std": None, "low": None, "high": None}
-    mean = statistics.fmean(values)
-    if n == 1:
-        return {"n": 1, "mean": mean, "std": None, "low": None, "high": None}
-    std = statistics.stdev(values)
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / n ** 0.5
-    return {"n": n, "mean": mean, "std": std, "low": mean - half, "high": mean + half}
-
-
-def verdict(interval: dict, higher_is_better: bool) -> str:
-    """A plain word for a paired difference: real at 95% only where the interval excludes zero."""
-    if interval["low"] is None:
-        return "n < 2: no interval"
-    if interval["low"] <= 0 <= interval["high"]:
-        return "no clear difference"
-    return "better" if (interval["low"] > 0) == higher_is_better else "worse"
-
-
-def summarize(manifest: dict, runs: list[dict], baseline: str | None = None) -> list[dict]:
-    """One row per planned group, in plan order, even where no run has finished: per measure its
-    interval over seeds and, with a baseline, the paired difference over the seeds both have."""
-    from regulab.sweeps import Group, baseline_of
-
-    baseline = baseline or manifest.get("baseline")
-    groups = [Group(g["label"], g["preset"], g["point"], g["runs"]) for g in manifest["groups"]]
-    bases = baseline_of(groups, baseline) if baseline else {}
-    rows = []
-    for group in groups:
-        mine = {r["seed"]: r["metrics"] for r in runs if r["group"] == group.label}
-        row = {"group": group.label, "preset": group.preset, **group.point, "planned": len(group.runs), "n": len(mine),
-               "same_as": group.same_as(manifest.get("settings") or {}) if group.point else None}
-        for key in KEYS:
-            row[key] = t_interval([m[key] for m in mine.values() if m.get(key) is not None])
-        row["best_epoch"] = statistics.fmean(m["best_epoch"] for m in mine.values()) if mine else None
-        # Wall minutes per device: a group pooled from CPU and GPU runs must not average their times.
-        by_device: dict[str, list[float]] = {}
-        for m in mine.values():
-            by_device.setdefault(m.get("device", "unrecorded"), []).append(m["seconds"] / 60)
-        row["minutes"] = {device: statistics.fmean(v) for device, v in sorted(by_device.items())}
-        row["devices"] = {device: len(v) for device, v in sorted(by_device.items())}
-        row["precision"] = ", ".join(sorted({m["precision"] for m in mine.values()}))
-        base = bases.get(group.label)
-        if base is not None and base.label != group.label:
-            theirs = {r["seed"]: r["metrics"] for r in runs if r["group"] == base.label}
-            row["baseline"] = base.label
-            row["paired"] = {key: t_interval([mine[s][key] - theirs[s][key] for s in sorted(mine.keys() & theirs.keys())
-                                              if mine[s].get(key) is not None and theirs[s].get(key) is not None])
-                             for key in KEYS}
-        rows.append(row)
-    return rows
-
-
 def _number(x: float | None, signed: bool = False) -> str:
     return "n/a" if x is None else f"{x:+.4f}" if signed else f"{x:.4f}"
 
@@ -203,23 +104,108 @@ def summary_tables(rows: list[dict]) -> tuple[list[str], list[list[str]], list[s
         return ", ".join(f"{v:.1f}" + (f" {d} (n={r['devices'][d]})" if len(devices) > 1 else "")
                          for d, v in r["minutes"].items()) or "n/a"
 
-    def label(r: dict) -> str:  # a grid point that is another preset says so
-        return r["group"] + (f" (= {r['same_as']})" if r["same_as"] else "")
-
-    head = ["group", "n", *(m.heading for m in MEASURES), "best epoch", "minutes"]
-    body = [[label(r), f"{r['n']}/{r['planned']}", *(interval_text(r[m.key]) for m in MEASURES),
+    head = ["group", "n", "ran on", *(m.heading for m in MEASURES), "best epoch", "minutes"]
+    body = [[_label(r), f"{r['n']}/{r['planned']}", _where(r), *(interval_text(r[m.key]) for m in MEASURES),
              "n/a" if r["best_epoch"] is None else f"{r['best_epoch']:.1f}", minutes(r)] for r in rows]
     paired = [r for r in rows if "paired" in r]
     paired_head = ["group", "baseline", "pairs", *(f"Δ {m.heading}" for m in MEASURES)]
-    paired_body = [[label(r), r["baseline"], str(r["paired"]["test_acc"]["n"]),
-                    *(f"{interval_text(r['paired'][m.key], signed=True)} {_word(r['paired'][m.key], m.higher_is_better)}"
-                      for m in MEASURES)] for r in paired]
+    paired_body = [[_label(r), r["baseline"], _pairs(r),
+                    *(f"{interval_text(r['paired'][m.key], signed=True)} {_word(r['paired'][m.key])}" for m in MEASURES)]
+                   for r in paired]
     return head, body, paired_head, paired_body
 
 
-def _word(interval: dict, higher_is_better: bool) -> str:
-    word = verdict(interval, higher_is_better)
-    return "" if interval["mean"] is None else f"({word})"
+def decision_table(rows: list[dict], design: Design) -> tuple[list[str], list[list[str]]]:
+    """The primary measure's paired rows in full: both intervals, the adjusted p-values, the
+    verdict, the seeds each group received and why, the interval over test images too, the
+    probability that A's run beats B's, and the seeds that 80% power would take."""
+    m = measure(design.primary)
+    effect = next((r["seeds_needed"].get("effect") for r in rows if r.get("seeds_needed")), None)
+    head = ["group", "pairs", f"Δ {m.heading}", "95% interval", "90% interval", "p (adjusted)", "p equiv. (adjusted)",
+            "verdict", "seeds, and why", "95% over seeds and test images", "P(run beats baseline's)",
+            f"seeds for 80% power at {_signed(effect)}" if effect else "seeds for 80% power"]
+    if design.margin is not None:
+        head.append(f"seeds to show ±{design.margin:g}, if Δ = 0 / as measured")
+    body = []
+    for r in (r for r in rows if "paired" in r):
+        c, boot, need = r["paired"][m.key], r.get("bootstrap"), r.get("seeds_needed") or {}
+        cells = [_label(r), _pairs(r), _number(c["mean"], True), _range(c["low"], c["high"]), _range(c["low90"], c["high90"]),
+                 _p(c["p_difference_adjusted"]), _p(c["p_equivalence_adjusted"]), c["verdict"],
+                 r["stopped"] or f"{r['n']} (fixed)",
+                 _range(boot["low"], boot["high"]) + f" (n={boot['n']})" if boot else "no predictions kept",
+                 f"{boot['p_beats']:.2f} [{boot['p_beats_low']:.2f}, {boot['p_beats_high']:.2f}]" if boot else "n/a",
+                 _count(need.get("difference"))]
+        if design.margin is not None:
+            cells.append(f"{_count(need.get('equivalence_if_0'))} / {_count(need.get('equivalence_if_observed'))}")
+        body.append(cells)
+    return head, body
+
+
+def decision_notes(rows: list[dict], design: Design) -> list[str]:
+    """What the paired tables' words and numbers mean, for this study: each a sentence."""
+    paired = [r for r in rows if "paired" in r]
+    if not paired:
+        return []
+    notes = ["Pairs are runs of the same seed (same split, initial weights and data order) on the same device and "
+             "precision; a paired difference is this group minus its baseline."]
+    crossed = sum(r["cross_device"] for r in paired)
+    if crossed:
+        notes.append(f"{crossed} pair{'s' * (crossed > 1)} whose two runs ran on different devices or precisions "
+                     f"{'were' if crossed > 1 else 'was'} left out: a device moves a run as much as a seed does.")
+    words = ["better", "worse", "equivalent", "undecided"] if design.margin is not None else \
+        ["better", "worse", "no clear difference"]
+    notes.append("Verdicts: " + "; ".join(f"*{w}*: {stats.WORDS[w]}" for w in words)
+                 + (f". The margin is ±{design.margin:g} in each measure's own units." if design.margin is not None else "."))
+    family = len(paired)
+    notes.append(f"Adjusted for {family} comparison{'s' * (family > 1)} per measure by Holm's step-down method (1979), "
+                 "differences and equivalences each as one family; the intervals shown are not adjusted."
+                 if design.correction == "holm" and family > 1 else "No adjustment for the number of comparisons"
+                 f"{' (--correction none)' if design.correction == 'none' else ' (one comparison)'}.")
+    if design.adaptive:
+        seq = design.sequential
+        level = seq.nominal_level() if seq else stats.ALPHA
+        notes.append(f"Adaptive seeds: {design.seeds} per group, then rounds of {design.seeds_per_round} for groups still "
+                     f"undecided on {measure(design.primary).heading}, up to {design.max_seeds}. The p-values are "
+                     f"adjusted for the looks at {', '.join(map(str, seq.looks)) if seq else design.seeds} seeds by Pocock's "
+                     f"group-sequential boundary (1977), calibrated for the t statistic: each look is judged at a "
+                     f"nominal {level:.4f} two-sided, so the chance of a false *better* or *worse* over all looks "
+                     "stays at 5%.")
+    notes.append("The bootstrap interval resamples test images as well as seeds (2,000 replicates; Bouthillier et al. "
+                 "2021); the 95% t interval varies the seed only, on one fixed test set.")
+    return notes
+
+
+def _label(r: dict) -> str:  # a grid point that is another preset says so
+    return r["group"] + (f" (= {r['same_as']})" if r["same_as"] else "")
+
+
+def _where(r: dict) -> str:
+    return ", ".join(f"{d} ×{n}" for d, n in r["devices"].items()) + (f" {r['precision']}" if r["precision"] else "") or "n/a"
+
+
+def _pairs(r: dict) -> str:
+    n = r["paired"]["test_acc"]["n"]
+    return f"{n}" + (f" (+{r['cross_device']} cross-device, left out)" if r["cross_device"] else "")
+
+
+def _word(cell: dict) -> str:
+    return "" if cell["mean"] is None else f"({cell['verdict']})"
+
+
+def _signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+g}"
+
+
+def _range(low: float | None, high: float | None) -> str:
+    return "n/a" if low is None else f"[{_number(low, True)}, {_number(high, True)}]"
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _count(n: int | None) -> str:
+    return "n/a" if n is None else str(n)
 
 
 def _markdown(head: list[str], body: list[list[str]]) -> str:
@@ -231,13 +217,15 @@ def _csv(rows: list[dict]) -> str:
     """Every number of the tables, flat: MEASURE_n, _mean, _std, _low, _high, and diff_MEASURE_... ."""
     flat = []
     for r in rows:
-        out = {k: v for k, v in r.items() if not isinstance(v, dict)}
+        out = {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
         out.update({f"minutes_{device}": v for device, v in r["minutes"].items()})
         out.update({f"runs_{device}": n for device, n in r["devices"].items()})
         for key in KEYS:
             out.update({f"{key}_{part}": value for part, value in r[key].items()})
             if "paired" in r:
-                out.update({f"diff_{key}_{part}": value for part, value in r["paired"][key].items()})
+                out.update({f"diff_{key}_{part}": value for part, value in r["paired"][key].items() if part != "looks"})
+        out.update({f"bootstrap_{part}": value for part, value in (r.get("bootstrap") or {}).items()})
+        out.update({f"seeds_needed_{part}": value for part, value in (r.get("seeds_needed") or {}).items()})
         flat.append(out)
     fields = list(dict.fromkeys(k for row in flat for k in row))
     text = io.StringIO()
@@ -326,14 +314,51 @@ def setting_figure(rows: list[dict], axis: str) -> Figure:
     return fig
 
 
-def write_report(folder: Path, baseline: str | None = None) -> Path:
-    """summary.csv, summary.md, the figures and report.html of a sweep or comparison folder."""
+def margin_figure(rows: list[dict], design: Design) -> Figure:
+    """Each group's paired difference from its baseline on the primary measure: the mean, its 95%
+    interval (thin) and 90% interval (thick), over the shaded band ±margin, so that the rows whose
+    90% interval lies inside the band (equivalent) are seen at a glance; the verdict at the right."""
+    m = measure(design.primary)
+    paired = [r for r in rows if "paired" in r and r["paired"][m.key]["mean"] is not None]
+    fig = Figure(figsize=(8, 1.2 + 0.45 * max(len(paired), 1)), layout="constrained")
+    ax = fig.subplots()
+    if design.margin is not None:
+        ax.axvspan(-design.margin, design.margin, color="#2a9d8f", alpha=0.15, lw=0, label=f"±{design.margin:g} (margin)")
+    ax.axvline(0, color="grey", lw=1)
+    colours = {"better": "#1a7f37", "worse": "#c0392b", "equivalent": "#2a6f97"}
+    for y, r in enumerate(reversed(paired)):
+        c = r["paired"][m.key]
+        colour = colours.get(c["verdict"], "#444")
+        if c["low"] is not None:
+            ax.plot([c["low"], c["high"]], [y, y], color=colour, lw=1.2)
+            ax.plot([c["low90"], c["high90"]], [y, y], color=colour, lw=4, solid_capstyle="butt")
+        ax.plot(c["mean"], y, "o", color=colour, ms=6)
+        ax.annotate(f"{c['verdict']} (n={c['n']})", (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=8,
+                    color=colour)
+    ax.set_yticks(range(len(paired)), [_label(r) for r in reversed(paired)], fontsize=9)
+    ax.set_ylim(-0.7, len(paired) - 0.3)
+    ax.set_xlabel(f"Δ {m.heading} (group minus {paired[0]['baseline'] if paired else 'baseline'})")
+    ax.set_title("paired difference: thin 95% interval, thick 90% interval (equivalence)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    if design.margin is not None:
+        ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def write_report(folder: Path, baseline: str | None = None, margin: float | None = None, correction: str | None = None,
+                 primary: str | None = None, effect: float | None = None) -> Path:
+    """summary.csv, summary.md, the figures and report.html of a sweep or comparison folder;
+    `margin`, `correction` and `primary` replace the study's own (sweep.json), where given."""
     folder = Path(folder)
     manifest, runs = load_study(folder)
     if not runs:
         raise RegulabError(f"no finished runs in {folder} yet; run the same `regulab sweep`/`compare` command to train them")
-    rows = summarize(manifest, runs, baseline)
-    head, body, paired_head, paired_body = summary_tables(rows)
+    design = Design.of(manifest, margin=margin, correction=correction, primary=primary)
+    rows = summarize(manifest, runs, baseline, design, effect)
+    tables = summary_tables(rows)
+    head, body, paired_head, paired_body = tables
+    decision = decision_table(rows, design)
+    notes = decision_notes(rows, design)
     with_val = [r for r in runs if r["history"][0].get("val_acc") is not None]
     figures = {}
     if with_val:
@@ -346,13 +371,20 @@ def write_report(folder: Path, baseline: str | None = None) -> Path:
     axis = _numeric_axis(manifest)
     if axis:
         figures["by_setting.png"] = (f"Against {axis}", _png(setting_figure(rows, axis)))
+    if paired_body:
+        figures["differences.png"] = (f"Paired differences in {measure(design.primary).heading}",
+                                      _png(margin_figure(rows, design)))
     for name, (_, png) in figures.items():
         atomic_write(folder / name, png)
     atomic_write(folder / "summary.csv", _csv(rows).encode())
-    md = _markdown(head, body) + (("\nPaired differences (this group minus its baseline, over matched seeds):\n\n"
-                                   + _markdown(paired_head, paired_body)) if paired_body else "")
+    md = _markdown(head, body)
+    if paired_body:
+        md += ("\nPaired differences (this group minus its baseline, over same-device seeds):\n\n"
+               + _markdown(paired_head, paired_body)
+               + f"\nThe decision on {measure(design.primary).heading}:\n\n" + _markdown(*decision)
+               + "\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     atomic_write(folder / "summary.md", md.encode())
-    atomic_write(folder / "report.html", _html(manifest, rows, runs, (head, body, paired_head, paired_body), figures).encode())
+    atomic_write(folder / "report.html", _html(manifest, rows, runs, tables, decision, notes, figures).encode())
     return folder / "report.html"
 
 
@@ -371,13 +403,19 @@ def _best(rows: list[dict]) -> tuple[str, int | None]:
     return rank, max(ranked, key=lambda i: rows[i][rank]["mean"]) if ranked else None
 
 
+def _emphasis(text: str) -> str:
+    """Markdown's *word* as HTML's <i>word</i>, the rest escaped."""
+    parts = html.escape(text).split("*")
+    return "".join(f"<i>{p}</i>" if i % 2 else p for i, p in enumerate(parts))
+
+
 def html_tables(rows: list[dict]) -> str:
     """The summary table (and the paired one, where there is a baseline) as HTML, for a notebook."""
     head, body, paired_head, paired_body = summary_tables(rows)
     return _table(head, body, _best(rows)[1]) + (_table(paired_head, paired_body) if paired_body else "")
 
 
-def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, figures: dict) -> str:
+def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, decision, notes: list[str], figures: dict) -> str:
     head, body, paired_head, paired_body = tables
     table = _table
     rank, best = _best(rows)
@@ -385,9 +423,8 @@ def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, figures: d
     status = (f"<p class=warn>Not complete: {html.escape(', '.join(missing))} finished of planned. The same command "
               "continues it.</p>" if missing else "")
     what = " ".join(manifest["presets"]) + "".join(f" × {k} = {', '.join(map(str, v))}" for k, v in manifest["grid"].items())
-    paired = ("<h2>Paired differences</h2><p class=note>Each group minus its baseline, seed by seed (same split, "
-              "initial weights and data order), then the mean difference with its 95% Student-t interval. "
-              "<i>better</i> or <i>worse</i> only where the interval excludes zero.</p>" + table(paired_head, paired_body)
+    paired = ("<h2>Paired differences</h2>" + table(paired_head, paired_body) + "<h2>The decision</h2>"
+              + table(*decision) + "<ul class=note>" + "".join(f"<li>{_emphasis(n)}</li>" for n in notes) + "</ul>"
               if paired_body else "")
     images = "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
                      f'src="data:image/png;base64,{base64.b64encode(png).decode()}">' for title, png in figures.values())

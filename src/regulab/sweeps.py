@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import itertools
 import json
 import os
 import subprocess
@@ -26,175 +24,47 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-from regulab.config import PRESETS, SWEEP_OWN, Config, config_fields, make_config
-from regulab.errors import RegulabError, TrainingStopped, unknown_name
+from regulab.analysis import Design, measure, summarize, undecided
+from regulab.errors import RegulabError, TrainingStopped
 from regulab.models import MODELS, registered_here
 from regulab.rundir import CHECKPOINT, METRICS, RunDir, atomic_write
 from regulab.runtime import usable_cores
-
-MANIFEST = "sweep.json"
-# Settings that change where a run is written or how fast it goes, never what it computes; and the
-# preset's name, which only records where the values came from.
-NOT_IDENTITY = {"out", "preset", "threads", "eval_batch_size", "tensorboard", "mlflow"}
-
-
-def run_key(cfg: Config) -> str:
-    """The folder name of the run `cfg` describes: readable parts, and a hash of everything it
-    computes. Only values that differ from `Config`'s defaults enter the hash, so a setting
-    added to regulab later (at its default) leaves the names of earlier runs as they were."""
-    defaults = Config()
-    identity = {k: v for k, v in sorted(vars(cfg).items()) if k not in NOT_IDENTITY and v != getattr(defaults, k)}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{cfg.model}-seed{cfg.seed}-{digest}"
-
-
-def parse_grid(specs: list[str]) -> dict[str, list]:
-    """`["l2=0,1e-4", "dropout_head=0,0.5"]` as {setting: [values]}, each value of the setting's type."""
-    fields = {f.name: f for f in config_fields() if f.name not in SWEEP_OWN}
-    grid: dict[str, list] = {}
-    for spec in specs:
-        name, sep, values = spec.partition("=")
-        name = name.strip().lstrip("-").replace("-", "_")
-        if not sep:
-            raise RegulabError(f"--grid {spec!r} needs the form SETTING=V1,V2,... (for example --grid l2=0,1e-4,1e-3)")
-        if name in SWEEP_OWN:
-            raise RegulabError(f"--grid cannot vary {name}: use {'--seeds' if name == 'seed' else 'the PRESET arguments'}")
-        if name not in fields:
-            raise unknown_name("setting", name, fields, "--grid takes any `regulab train` option, with _ or -")
-        if name in grid:
-            raise RegulabError(f"--grid names {name} twice; give all its values in one --grid {name}=V1,V2")
-        items = [v.strip() for v in values.split(",") if v.strip()]
-        if not items:
-            raise RegulabError(f"--grid {name}= has no values; give at least one, as in --grid {name}=V1,V2")
-        grid[name] = [_typed(fields[name], v) for v in items]
-        if len(set(map(str, grid[name]))) < len(grid[name]):
-            raise RegulabError(f"--grid {name} repeats a value; give each value once")
-    return grid
-
-
-def _typed(field: dataclasses.Field, text: str):
-    kind = type(field.default) if field.default is not None else str
-    try:
-        if kind is bool:
-            return {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}[text.lower()]
-        return kind(text)
-    except (KeyError, ValueError):
-        expected = "true or false" if kind is bool else {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
-        raise RegulabError(f"--grid {field.name}: {text!r} is not {expected}") from None
-
-
-def _text(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-@dataclass
-class Group:
-    """The runs that differ only in their seed: one preset at one point of the grid."""
-
-    label: str
-    preset: str
-    point: dict
-    runs: dict[int, str]  # seed: run key
-
-    def config(self, overrides: dict, seed: int) -> Config:
-        return make_config(self.preset, **overrides, **self.point, seed=seed)
-
-    def same_as(self, overrides: dict) -> str | None:
-        """The other preset whose trainings this group's runs are (`l2=1e-3` of seed-noreg is the
-        seed preset), for a report to say so; None when there is none."""
-        for name in PRESETS:
-            if name == self.preset:
-                continue
-            try:
-                if all(run_key(make_config(name, **overrides, seed=int(s))) == key for s, key in self.runs.items()):
-                    return name
-            except RegulabError:  # the sweep's fixed settings do not apply to that preset (say, fast has no validation set)
-                continue
-        return None
-
-
-def plan(presets: list[str], grid: dict[str, list], seeds: int, overrides: dict) -> list[Group]:
-    """Every group's resolved runs, checked before anything runs: a bad value fails here, in one line."""
-    for preset in presets:
-        if preset not in PRESETS:
-            raise unknown_name("preset", preset, PRESETS, "`regulab presets` lists them")
-    if seeds < 1:
-        raise RegulabError(f"--seeds must be at least 1, not {seeds}")
-    if len(set(presets)) < len(presets):
-        raise RegulabError("a preset is named twice; name each once")
-    shared = sorted(set(grid) & set(overrides))
-    if shared:
-        raise RegulabError(f"{shared[0]} is both a --grid axis and a fixed option; give it one way")
-    groups = []
-    for preset in presets:
-        for values in itertools.product(*grid.values()):
-            point = dict(zip(grid, values))
-            words = ([preset] if len(presets) > 1 or not grid else []) + [f"{k}={_text(v)}" for k, v in point.items()]
-            group = Group(" ".join(words), preset, point, {})
-            try:
-                group.runs = {s: run_key(group.config(overrides, s)) for s in range(seeds)}
-            except RegulabError as exc:
-                raise RegulabError(f"{group.label}: {exc}") from None
-            groups.append(group)
-    return groups
-
-
-def baseline_of(groups: list[Group], baseline: str) -> dict[str, Group]:
-    """For each group, the group it is compared with: `baseline` names a preset (the same grid
-    point of that preset) or a grid value such as `l2=0` (the same preset at that value)."""
-    name, sep, value = baseline.partition("=")
-    by_key = {(g.preset, json.dumps(g.point, sort_keys=True)): g for g in groups}
-    matched = {}
-    for g in groups:
-        if sep:
-            axis = name.replace("-", "_")
-            if axis not in g.point:
-                raise RegulabError(f"--baseline {baseline}: {axis} is not a --grid axis of this sweep")
-            point = {**g.point, axis: _typed(next(f for f in config_fields() if f.name == axis), value)}
-            base = by_key.get((g.preset, json.dumps(point, sort_keys=True)))
-        else:
-            base = by_key.get((name, json.dumps(g.point, sort_keys=True)))
-        if base is None:
-            choices = "a preset of this sweep" if not sep else f"one of the values of its --grid {name}"
-            raise RegulabError(f"--baseline {baseline} is not part of this sweep; name {choices}")
-        matched[g.label] = base
-    return matched
-
-
-def read_manifest(folder: Path) -> dict | None:
-    file = Path(folder) / MANIFEST
-    if not file.is_file():
-        return None
-    try:
-        return json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        raise RegulabError(f"{file} is unreadable ({exc}); delete it and run the sweep again") from None
+from regulab.study import MANIFEST, Group, baseline_of, describe, load_study, plan, read_manifest, run_key
 
 
 def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None, seeds: int = 1,
           overrides: dict | None = None, jobs: int = 0, threads: int = 0, runs_dir: Path | None = None,
-          baseline: str | None = None, ray: str | None = None, overwrite: bool = False, log=print) -> list[Group]:
+          baseline: str | None = None, ray: str | None = None, overwrite: bool = False, design: Design | None = None,
+          log=print) -> list[Group]:
     """Train every preset at every grid point with seeds 0..seeds-1 (skipping finished runs,
     resuming interrupted ones) and write the plan; the groups, for the report. A folder that
     holds a plan of other settings is refused unless `overwrite` replaces it.
+
+    An adaptive `design` (max_seeds above seeds) then adds seeds in rounds to the groups whose
+    verdict on its primary measure against the baseline is still undecided (see `analysis`),
+    until each is decided or has max_seeds. Each round follows from the finished runs alone, so
+    the same command replays the rounds already run and continues.
 
     `ray` ('local', or a cluster address such as 'auto' or 'ray://head:10001') spreads the runs
     over a Ray cluster instead of local processes; its nodes must share the runs' file system.
     """
     folder, grid, overrides = Path(folder), grid or {}, overrides or {}
+    design = dataclasses.replace(design or Design(), seeds=seeds)
     groups = plan(presets, grid, seeds, overrides)
     old = read_manifest(folder)
     baseline = baseline or (old or {}).get("baseline")  # the same command without it keeps the sweep's
     if baseline:
         baseline_of(groups, baseline)
+    elif design.adaptive:
+        raise RegulabError("--max-seeds adds seeds where a group's comparison with its baseline is undecided; "
+                           "name the baseline with --baseline")
     runs_dir = Path(runs_dir) if runs_dir else folder / "runs"
     identity = {"presets": presets, "grid": grid, "settings": overrides}
     if old is not None and not overwrite and {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
         changed = [k for k in identity if old.get(k) != json.loads(json.dumps(identity[k]))]
-        raise RegulabError(f"{folder} holds a sweep with other {' and '.join(changed)} ({_describe(old)}); "
+        raise RegulabError(f"{folder} holds a sweep with other {' and '.join(changed)} ({describe(old)}); "
                            "choose another --out, or pass --overwrite to replace its plan (finished runs stay in the pool)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -202,15 +72,42 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
         raise RegulabError(f"cannot create {folder} ({exc.strerror}); choose another --out") from None
     held = RunDir(folder).lock()  # one sweep at a time in a folder; each run's own folder is held by its training
     try:
-        return _run_plan(folder, groups, identity, seeds, baseline, runs_dir, overrides, jobs, threads, ray, log)
+        while True:
+            _run_plan(folder, groups, identity, design, baseline, runs_dir, overrides, jobs, threads, ray, log)
+            if not design.adaptive or not _next_round(folder, groups, design, baseline, overrides, log):
+                return groups
     finally:
         held.unlock()
 
 
-def _run_plan(folder: Path, groups: list[Group], identity: dict, seeds: int, baseline: str | None, runs_dir: Path,
+def _next_round(folder: Path, groups: list[Group], design: Design, baseline: str, overrides: dict, log) -> bool:
+    """Add a round of seeds to the groups still undecided (and their baselines); False when none is."""
+    manifest, runs = load_study(folder)
+    rows = summarize(manifest, runs, baseline, design, bootstrap=0)
+    grow = {r["group"] for r in undecided(rows, design)}
+    heading = measure(design.primary).heading
+    if not grow:
+        log(f"every comparison is decided on {heading} or has --max-seeds {design.max_seeds}: "
+            + "; ".join(f"{r['group']}: {r['stopped']}" for r in rows if r.get("stopped")))
+        return False
+    bases = baseline_of(groups, baseline)
+    for group in groups:
+        if group.label in grow:
+            for seed in range(len(group.runs), min(len(group.runs) + design.seeds_per_round, design.max_seeds)):
+                group.runs[seed] = run_key(group.config(overrides, seed))
+    for group in groups:  # a baseline gets every seed its groups have, for the pairs
+        base = bases[group.label]
+        for seed in group.runs.keys() - base.runs.keys():
+            base.runs[seed] = run_key(base.config(overrides, seed))
+    log(f"undecided on {heading}: {', '.join(sorted(grow))}; a round of {design.seeds_per_round} more seeds each")
+    return True
+
+
+def _run_plan(folder: Path, groups: list[Group], identity: dict, design: Design, baseline: str | None, runs_dir: Path,
               overrides: dict, jobs: int, threads: int, ray: str | None, log) -> list[Group]:
     """Write the plan, then train what is not finished yet, in the folder `sweep` holds."""
-    manifest = {**identity, "seeds": seeds, "baseline": baseline, "runs_dir": os.path.relpath(runs_dir, folder),
+    manifest = {**identity, "seeds": design.seeds, "design": design.record(), "baseline": baseline,
+                "runs_dir": os.path.relpath(runs_dir, folder),
                 "groups": [{"label": g.label, "preset": g.preset, "point": g.point, "runs": g.runs} for g in groups]}
     atomic_write(folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
@@ -228,7 +125,9 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, seeds: int, bas
         cores, node_cores, where = _join_ray(ray)
     jobs = max(1, min(jobs or len(todo), cores))  # never more trainings than cores
     threads = threads or max(1, min(cores // jobs, node_cores))
-    log(f"{len(groups)} group{'s' * (len(groups) > 1)} x {seeds} seed{'s' * (seeds > 1)}: {len(wanted)} runs, "
+    counts = sorted({len(g.runs) for g in groups})
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    log(f"{len(groups)} group{'s' * (len(groups) > 1)} x {seeds} seed{'s' * (counts[-1] > 1)}: {len(wanted)} runs, "
         f"{len(wanted) - len(todo)} already finished; {min(jobs, max(len(todo), 1))} at a time on {where}, "
         f"{threads} thread{'s' * (threads > 1)} each; runs in {runs_dir}")
 
@@ -286,13 +185,6 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, seeds: int, bas
         raise RegulabError(f"{len(failures)} of {len(wanted)} runs failed ({failures[0]}); see their train.log, "
                            "fix the cause and run the same command again to continue")
     return groups
-
-
-def _describe(manifest: dict) -> str:
-    parts = [" ".join(manifest.get("presets") or [])]
-    parts += [f"--grid {k}={','.join(map(str, v))}" for k, v in (manifest.get("grid") or {}).items()]
-    parts += [f"--{k.replace('_', '-')} {v}" for k, v in (manifest.get("settings") or {}).items()]
-    return " ".join(parts)
 
 
 def as_arguments(values: dict) -> list[str]:

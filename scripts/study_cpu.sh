@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Part 12's study (docs/results.md): the seed's own question, every pair on this CPU in fp32.
+# Every run lives in one pool for this device, STUDY_DIR/runs-cpu, apart from the first study's
+# GPU runs of the same settings (docs/study/runs); the first study's CPU runs are copied in
+# (docs/study/runs, and the CPU cross-check of seed-noreg seed 2), so nothing is trained twice.
+#   1. seed vs seed-noreg: 10 paired seeds, then rounds of 2 while undecided on test accuracy, to 16
+#   2. part (c): a third seed at every data size
+#   3. the other undecided rows of part (a): seed-bn and seed-wd, 3 seeds, then to 6 while undecided
+#   4. the L2 strengths, 3 seeds, then to 6 while undecided
+# Finished runs are skipped and interrupted ones resumed: run the same command again to continue.
+# Usage: scripts/study_cpu.sh STUDY_DIR   (regulab on PATH, or REGULAB=/path/to/regulab)
+set -eu
+study=${1:?usage: scripts/study_cpu.sh STUDY_DIR}
+regulab=${REGULAB:-regulab}
+here=$(cd "$(dirname "$0")/.." && pwd)
+pool="$study/runs-cpu"
+mkdir -p "$pool"
+for run in "$here"/docs/study/runs/*/; do  # the first study's CPU runs
+  key=$(basename "$run")
+  grep -q '"device": "cpu"' "$run/metrics.json" && [ ! -e "$pool/$key" ] && cp -r "$run" "$pool/$key"
+done
+crosscheck="$pool/seed-cnn-seed2-7c254b4fe9"  # seed-noreg seed 2, trained again on the CPU
+[ -e "$crosscheck" ] || cp -r "$here/docs/study/gpu/cpu-crosscheck" "$crosscheck"
+
+common=(--runs-dir "$pool" --jobs 2 --threads 1 --margin 0.005)
+"$regulab" compare seed-noreg seed --seeds 10 --max-seeds 16 --seeds-per-round 2 --baseline seed-noreg \
+  --out "$study/seed-question" "${common[@]}"
+"$regulab" sweep seed-noreg seed-all --grid train_fraction=0.1,0.25,0.5,1 --seeds 3 --baseline seed-noreg \
+  --out "$study/size-cpu" "${common[@]}"
+"$regulab" compare seed-noreg seed-bn seed-wd --seeds 3 --max-seeds 6 --seeds-per-round 1 --baseline seed-noreg \
+  --out "$study/presets-cpu" "${common[@]}"
+"$regulab" sweep seed-noreg --grid l2=0,1e-4,3e-4,1e-3,3e-3,1e-2 --seeds 3 --max-seeds 6 --seeds-per-round 1 \
+  --baseline l2=0 --out "$study/l2-cpu" "${common[@]}"

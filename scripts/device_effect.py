@@ -1,0 +1,41 @@
+"""The device's own effect: runs of the same settings and seed (the same run key) trained on two
+devices, each in its device's pool, paired by key; per measure, the mean difference (first pool
+minus second) with its 95% Student-t interval over the pairs.
+
+    python scripts/device_effect.py docs/study/runs-cpu docs/study/runs
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from regulab.analysis import MEASURES
+from regulab.report import interval_text
+from regulab.stats import t_interval
+
+
+def finished(pool: Path) -> dict[str, dict]:
+    out = {}
+    for metrics in sorted(pool.glob("*/metrics.json")):
+        m = json.loads(metrics.read_text())
+        m["gap"] = None if m.get("final_val_acc") is None else m["final_acc"] - m["final_val_acc"]
+        out[metrics.parent.name] = m
+    return out
+
+
+def main(first: str, second: str) -> None:
+    a, b = finished(Path(first)), finished(Path(second))
+    keys = sorted(k for k in a.keys() & b.keys() if (a[k]["device"], a[k]["precision"]) != (b[k]["device"], b[k]["precision"]))
+    if not keys:
+        sys.exit(f"no run key is in both {first} and {second} on different devices")
+    devices = f"{a[keys[0]]['device']} minus {b[keys[0]]['device']}"
+    print(f"{len(keys)} runs trained on both devices ({devices}): {', '.join(keys)}")
+    for m in MEASURES:
+        diffs = [a[k][m.key] - b[k][m.key] for k in keys if a[k].get(m.key) is not None and b[k].get(m.key) is not None]
+        print(f"  Δ {m.heading}: {interval_text(t_interval(diffs), signed=True)} (n={len(diffs)})")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 import regulab
 from regulab.cli import main
@@ -37,7 +38,10 @@ def test_the_api_and_the_command_line_train_the_same_run(quick, quick_args, tmp_
             assert run.history[key] == cli.history[key], key
     assert run.metrics["test_acc"] == cli.metrics["test_acc"] and run.path == tmp_path / "api"
     assert len(run.history["val_acc"]) == 2 and run.config["preset"] == "seed"
-    assert run.plot()._repr_png_()[:4] == b"\x89PNG"
+    figure = run.plot()  # a matplotlib Figure, as a notebook user expects
+    assert isinstance(figure, Figure) and len(figure.axes) == 2 and figure.axes[1].get_title() == "train and val acc"
+    figure.savefig(tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert run.evaluate(tta=0)["accuracy"] == run.metrics["test_acc"]
     predictions = run.predict([np.zeros((40, 60, 3), np.uint8), str(Path(regulab.__file__).parent / "assets")][:1])
     assert predictions[0]["file"] == "image 0" and len(predictions[0]["top"]) == 3

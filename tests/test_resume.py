@@ -17,7 +17,9 @@ from regulab import training as train_lib
 from regulab.cli import main
 from regulab.config import make_config
 from regulab.errors import RegulabError
+from regulab.models import create_model
 from regulab.rundir import RunDir
+from regulab.training import TrainState
 
 TIMING = {"seconds", "train_seconds", "images_per_s"}
 STEPS_PER_EPOCH = 7  # 210 training images of the sample in batches of 32
@@ -100,7 +102,7 @@ def test_signal_saves_and_prints_the_resume_command(signum, args, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert f"resume with: regulab train --resume {out}" in err and "Traceback" not in err
-    assert RunDir(out).load_checkpoint()["epoch"] >= 1
+    assert TrainState.read(RunDir(out))["epoch"] >= 1
 
 
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_epoch(cifar_sample, tmp_path, monkeypatch):
@@ -119,8 +121,8 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_epoch(cifar_sample, 
     with pytest.raises(RegulabError, match=r"the loss became nan at epoch 2, step 5; lower --lr"):
         train_lib.train(cfg, splits=splits, log=lambda *_: None, progress=False)
     run = RunDir(tmp_path / "r")
-    assert run.load_checkpoint()["epoch"] == 1 and len(run.read_json("history.json")) == 1
-    state = run.load_weights("last.pt", train_lib.create_model("seed-cnn"))
+    assert TrainState.read(run)["epoch"] == 1 and len(run.read_json("history.json")) == 1
+    state = run.load_weights("last.pt", create_model("seed-cnn"))
     assert all(torch.isfinite(t).all() for t in state.values())
 
 
@@ -162,14 +164,14 @@ def test_bad_checkpoint_is_refused(uninterrupted, tmp_path, content, message):
     else:
         (out / "checkpoint.pt").write_bytes(content)
     with pytest.raises(RegulabError, match=message):
-        RunDir(out).load_checkpoint()
+        TrainState.read(RunDir(out))
 
 
 def test_weights_of_another_model_are_refused(tmp_path):
     run = RunDir.create(tmp_path / "r")
     run.save("best.pt", {"weight": torch.zeros(3)})
     with pytest.raises(RegulabError, match="holds weights for a different model"):
-        run.load_weights("best.pt", train_lib.create_model("seed-cnn"))
+        run.load_weights("best.pt", create_model("seed-cnn"))
 
 
 def test_resume_refuses_what_it_cannot_do(uninterrupted, tmp_path, capsys):

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from regulab import data as data_lib
+from regulab.analysis import summarize
 from regulab.cli import main
 from regulab.config import make_config
 from regulab.errors import RegulabError
-from regulab.analysis import summarize
 from regulab.report import setting_figure, summary_tables, write_report
 from regulab.stats import t_interval
 from regulab.study import Group, load_study, parse_grid, plan, run_key

@@ -68,7 +68,7 @@ def test_missing_tracking_package_fails_before_training(quick, tmp_path, monkeyp
 
 
 def test_trackers_are_closed_when_the_end_of_a_run_fails(quick, tmp_path, monkeypatch):
-    from regulab import training as train_lib
+    from regulab import callbacks
     from regulab.tracking import Trackers
 
     closed = []
@@ -76,7 +76,7 @@ def test_trackers_are_closed_when_the_end_of_a_run_fails(quick, tmp_path, monkey
 
     def broken_figure(*args, **kwargs):
         raise RegulabError("cannot draw the figure")
-    monkeypatch.setattr(train_lib, "plot_curves", broken_figure)
+    monkeypatch.setattr(callbacks, "plot_curves", broken_figure)
     with pytest.raises(RegulabError, match="cannot draw"):
         train(quick(tmp_path / "run", epochs=1, tensorboard=str(tmp_path / "tb")), log=lambda *_: None, progress=False)
     assert closed == [True]

@@ -10,8 +10,9 @@ from regulab import training as train_lib
 from regulab.config import make_config
 from regulab.errors import RegulabError
 from regulab.evaluation import evaluate, tta_views
-from regulab.models import whitening_weights
+from regulab.models import build_model, create_model, whitening_weights
 from regulab.optim import KerasAdam
+from regulab.rundir import RunDir
 from regulab.training import train
 
 
@@ -90,7 +91,7 @@ def test_short_run_learns_and_writes_its_folder(tmp_path):
     assert set(metrics) >= {"best_epoch", "best_val_acc", "test_loss", "test_acc"}
     assert metrics["best_val_acc"] == max(r["val_acc"] for r in history)
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
-    assert set(best) == {k for k, _ in train_lib.create_model("seed-cnn").state_dict().items()}
+    assert set(best) == {k for k, _ in create_model("seed-cnn").state_dict().items()}
 
 
 def test_progress_bar_shows_inside_the_epoch(sample_splits, tmp_path, capsys):
@@ -105,7 +106,7 @@ def test_epoch_metrics_are_averaged_over_every_sample(sample_splits, tmp_path):
     cfg = make_config("seed", epochs=1, lr=1e-30, batch_size=48, precision="fp32", out=str(tmp_path / "r"))
     train(cfg, splits=sample_splits, log=lambda *_: None, progress=False)  # 210 images: 4 batches and 18 more
     row = json.loads((tmp_path / "r" / "history.json").read_text())[0]
-    model = train_lib.create_model("seed-cnn")
+    model = create_model("seed-cnn")
     model.load_state_dict(torch.load(tmp_path / "r" / "last.pt", weights_only=True))
     data_loss, acc, _ = evaluate(model, *sample_splits.train, 1000, "fp32")
     assert row["data_loss"] == pytest.approx(data_loss, rel=1e-5)
@@ -114,7 +115,7 @@ def test_epoch_metrics_are_averaged_over_every_sample(sample_splits, tmp_path):
 
 def test_decoupled_weight_decay_shrinks_kernels_by_lr_times_wd():
     cfg = make_config("seed-wd", lr=1e-3, weight_decay=0.5)
-    model = train_lib.create_model("seed-cnn")
+    model = create_model("seed-cnn")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = optim.build_optimizer(cfg, model)
     (0 * sum(p.sum() for p in model.parameters())).backward()  # zero gradients: decay alone moves weights
@@ -126,7 +127,7 @@ def test_decoupled_weight_decay_shrinks_kernels_by_lr_times_wd():
 
 def test_fast_sgd_preset_optimizer_groups_follow_airbench():
     cfg = make_config("fast-sgd")
-    model = train_lib.create_model("fast-net")
+    model = create_model("fast-net")
     model.whiten_(torch.randn(64, 3, 32, 32))
     optimizer = optim.build_optimizer(cfg, model)
     kernels, norms, others = optimizer.param_groups
@@ -144,7 +145,7 @@ def test_fast_sgd_preset_optimizer_groups_follow_airbench():
 
 def test_fast_preset_moves_filters_by_muon_and_the_rest_by_sgd_at_airbench_rates():
     cfg = make_config("fast")
-    model = train_lib.create_model("fast-net")
+    model = create_model("fast-net")
     model.whiten_(torch.randn(64, 3, 32, 32))
     optimizer = optim.build_optimizer(cfg, model)
     muon, sgd = optimizer.optimizers
@@ -230,7 +231,7 @@ def test_early_stopping_keeps_and_evaluates_the_best_epoch(sample_splits, tmp_pa
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     best = min(history, key=lambda r: r["val_data_loss"])
     assert metrics["epochs_run"] == len(history) == best["epoch"] + 2 < 20
-    model = train_lib.create_model("seed-cnn")
+    model = create_model("seed-cnn")
     model.load_state_dict(torch.load(tmp_path / "r" / "best.pt", weights_only=True))
     val = evaluate(model, *sample_splits.val, 1000, metrics["precision"])
     assert val.acc == best["val_acc"] and val.loss == pytest.approx(best["val_data_loss"], rel=1e-6)
@@ -311,11 +312,12 @@ def test_fast_preset_short_run_on_mini(monkeypatch, tmp_path):
 def test_the_whitening_bias_learns_for_its_epochs_then_holds_still(tmp_path):
     cfg = make_config("fast", data="cifar10-mini", epochs=3, whiten_bias_epochs=1, batch_size=100, train_fraction=0.1)
     splits = data_lib.prepare(data_lib.load_mini(), 0.0, cfg.split_seed, cfg.train_fraction)
-    state = train_lib.TrainState.start(cfg, train_lib.build_model(cfg), splits.train[0], len(splits.classes))
+    state = train_lib.TrainState.start(cfg, build_model(cfg), splits.train[0], len(splits.classes))
     biases = [state.model.whiten.bias.detach().clone()]
+    ctx = train_lib.RunContext(RunDir(tmp_path), torch.device("cpu"), "fp32", train_lib.Workers(),
+                               runtime.CoreShare(torch.get_num_threads()), runtime.StopOnSignal(), print, net=state.model)
     for epoch in (1, 2):
-        train_lib.train_one_epoch(state, state.model, cfg, epoch, *splits.train, "fp32", train_lib.Workers(),
-                                  runtime.StopOnSignal(), runtime.CoreShare(torch.get_num_threads()), tmp_path)
+        train_lib.train_one_epoch(state, cfg, ctx, epoch, *splits.train)
         biases.append(state.model.whiten.bias.detach().clone())
     assert not torch.equal(biases[1], biases[0])  # epoch 1: it moved
     assert torch.equal(biases[2], biases[1])  # epoch 2: frozen, momentum and weight decay included
@@ -368,7 +370,7 @@ def test_the_step_loop_never_waits_for_the_gpu(preset, options, monkeypatch, tmp
     cfg = make_config(preset, data="cifar10-mini", epochs=1, batch_size=50, device="cuda", **options)
     splits = data_lib.prepare(data_lib.load_mini(), 0.0, cfg.split_seed)
     x_train, y_train = (t.cuda() for t in splits.train)
-    state = train_lib.TrainState.start(cfg, train_lib.build_model(cfg), x_train, len(splits.classes))
+    state = train_lib.TrainState.start(cfg, build_model(cfg), x_train, len(splits.classes))
     checks = []
     real_check = train_lib.EpochSums.check_finite
 

@@ -196,11 +196,12 @@ def summarize(manifest: dict, runs: list[dict], baseline: str | None = None, des
                                                    design, m.higher_is_better) for m in MEASURES}
             cell = row["paired"][primary.key]
             row["seeds_needed"] = seeds_needed(cell["std"], design, effect, cell["mean"])
-            kept = [s for s in seeds if by_group[group.label][s].get("predictions") and by_group[base.label][s].get("predictions")]
+            mine_runs, their_runs = by_group.get(group.label, {}), by_group.get(base.label, {})
+            kept = [s for s in seeds if mine_runs[s].get("predictions") and their_runs[s].get("predictions")]
             if bootstrap and len(kept) >= 2:
                 row["bootstrap"] = stats.paired_bootstrap(
-                    np.stack([_correct(by_group[group.label][s]) for s in kept]),
-                    np.stack([_correct(by_group[base.label][s]) for s in kept]), bootstrap, np.random.default_rng(0))
+                    np.stack([_correct(mine_runs[s]) for s in kept]),
+                    np.stack([_correct(their_runs[s]) for s in kept]), bootstrap, np.random.default_rng(0))
         rows.append(row)
     _adjust(rows, design)
     for row in rows:

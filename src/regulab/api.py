@@ -13,13 +13,11 @@ same one-line error, with the nearest name.
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import os
 import sys
 from pathlib import Path
 
-from regulab.config import PRESETS, SWEEP_OWN, checked_settings, config_fields, make_config, preset_description
+from regulab.config import PRESETS, SWEEP_OWN, checked_settings, config_fields, default_out, make_config, preset_description
 from regulab.errors import RegulabError, TrainingStopped, unknown_name
 from regulab.models import register_model
 from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, RunDir
@@ -31,16 +29,23 @@ def _in_notebook() -> bool:
     return "ipykernel" in sys.modules
 
 
-class Picture:
-    """A matplotlib figure that a notebook shows inline (and `.figure` for anything else)."""
+def _show_figures_inline() -> None:
+    """Have IPython show a matplotlib `Figure` made without pyplot as a PNG, as it shows pyplot's
+    (its display formatter, registered once; nothing outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from matplotlib.figure import Figure
 
-    def __init__(self, figure):
-        self.figure = figure
+    from regulab.figures import png_bytes
 
-    def _repr_png_(self) -> bytes:
-        png = io.BytesIO()
-        self.figure.savefig(png, format="png", dpi=90)
-        return png.getvalue()
+    png = shell.display_formatter.formatters["image/png"]
+    if Figure not in png.type_printers:
+        png.for_type(Figure, png_bytes)
 
 
 class Run:
@@ -56,16 +61,24 @@ class Run:
         self.history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
         self.metrics = folder.read_json(METRICS) if folder.finished() else {}
 
-    def plot(self) -> Picture:
-        """The seed's two-panel figure: loss and accuracy, train and validation, per epoch."""
+    def plot(self):
+        """The seed's two-panel figure (loss and accuracy, train and validation, per epoch) as a
+        matplotlib `Figure`: a notebook shows it inline, `fig.savefig(...)` writes it."""
         from matplotlib.figure import Figure
 
-        from regulab.report import draw_curves, run_title
+        from regulab.figures import draw_curves, run_title
 
+        _show_figures_inline()
         rows = [dict(zip(self.history, values)) for values in zip(*self.history.values())]
         figure = Figure(figsize=(10, 5), layout="constrained")
-        draw_curves(figure, rows, run_title(self.config))
-        return Picture(figure)
+        return draw_curves(figure, rows, run_title(self.config))
+
+    @property
+    def model(self):
+        """The trained network, an `nn.Module` in eval mode with the run's best weights (fp32, CPU)."""
+        from regulab.trained import TrainedRun
+
+        return TrainedRun.load(self.path).model
 
     def evaluate(self, tta: int | None = None, data: str | None = None) -> dict:
         """The test set: accuracy, loss, ECE, per-class scores, confusion (and the figures in the folder)."""
@@ -123,29 +136,41 @@ def _options(options: dict, allowed=None) -> dict:
 
 
 def train(preset: str = "seed", *, resume: str | os.PathLike | None = None, overwrite: bool = False,
-          progress: bool | None = None, **options) -> Run:
+          progress: bool | None = None, callbacks: list | None = None, data=None, **options) -> Run:
     """Train `preset` with any train option as a keyword (`epochs=5`, `data="cifar10-mini"`,
     `out="runs/mine"`), write the run folder, and return it as a `Run`. `resume=RUN_DIR`
     continues an interrupted run. Interrupting (the notebook's stop button, Ctrl-C) stops at the
     next step with the finished epochs kept, and returns the run so far.
 
+    `data` is what --data takes (a name, an archive, a folder), or arrays as the seed's
+    `model.fit(x_train, y_train)` took them: `(x_train, y_train)` or `(x_train, y_train, x_test,
+    y_test)`, uint8 images NHWC or NCHW and integer labels (without a test set one is held out, as
+    for a folder). `callbacks` are objects with any of Keras's `on_train_begin(logs)`,
+    `on_epoch_end(epoch, logs)` and `on_train_end(logs)`, called after regulab's own.
+
     Options:
     {options}
     """
-    from regulab.cli import resumed_config
-    from regulab.training import default_out
+    from regulab import data as data_lib
     from regulab.training import train as train_run
 
+    arrays = data if isinstance(data, (tuple, list)) else None
+    if arrays is not None and len(arrays) not in (2, 4):
+        raise RegulabError(f"data= takes (x_train, y_train) or (x_train, y_train, x_test, y_test), not {len(arrays)} arrays")
+    named = {**options, "data": data_lib.ARRAYS if arrays is not None else data}
     if resume is not None:
-        cfg = resumed_config(Path(resume), _options(options))
+        cfg = RunDir(resume).resumed_config(_options({**options, "data": None if arrays is not None else data}))
     else:
-        cfg = make_config(preset, **_options(options))
-        cfg = dataclasses.replace(cfg, out=cfg.out or str(default_out(cfg)))
+        cfg = default_out(make_config(preset, **_options(named)))
+    splits = None
+    if arrays is not None:
+        raw = data_lib.from_arrays(*arrays, test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
+        splits = data_lib.prepare(raw, cfg.val_fraction, data_lib.split_seed_of(cfg), cfg.train_fraction)
     try:
-        train_run(cfg, overwrite=overwrite, resume=resume is not None,
+        train_run(cfg, splits=splits, overwrite=overwrite, resume=resume is not None, callbacks=callbacks or (),
                   progress=_in_notebook() if progress is None else progress)
     except TrainingStopped as stop:
-        print(f"regulab: {str(stop).split('; resume with')[0]}; continue with regulab.train(resume={str(stop.run_dir)!r})",
+        print(f"regulab: {stop}; continue with regulab.train(resume={str(stop.run_dir)!r})",
               file=sys.stderr)
         return Run(stop.run_dir)
     return Run(cfg.out)
@@ -171,23 +196,23 @@ def compare(presets: list[str], *, seeds: int = 1, out: str | os.PathLike = "run
 def sweep(presets: str | list[str], grid: dict[str, list], *, seeds: int = 1, out: str | os.PathLike = "runs/sweep",
           baseline: str | None = None, runs_dir: str | os.PathLike | None = None, jobs: int = 0, threads: int = 0,
           ray: str | None = None, overwrite: bool = False, max_seeds: int = 0, seeds_per_round: int = 2,
-          margin: float | None = None, primary: str = "test_acc", correction: str = "holm", **options) -> Study:
+          margin: float | None = None, primary: str = "test_acc", correction: str = "holm", retries: int = 1,
+          **options) -> Study:
     """Train presets x every combination of `grid` (`{"l2": [0, 1e-4, 1e-3]}`) x seeds, write the
     report, and return the `Study`; the keywords as `regulab sweep`'s options (`max_seeds` adds
     seeds where a comparison with `baseline` is undecided; `margin` gives the equivalence verdict)."""
     from regulab.analysis import Design
-    from regulab.report import write_report
     from regulab.study import parse_grid
-    from regulab.sweeps import sweep as run_sweep
+    from regulab.sweeps import sweep_and_report
 
     design = Design(seeds, max_seeds, seeds_per_round, margin, primary, correction)
     presets = [presets] if isinstance(presets, str) else list(presets)
     grid = parse_grid([f"{k}={','.join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)}"
                        for k, values in grid.items()])
     fixed = _options(options, allowed={f.name for f in config_fields()} - set(SWEEP_OWN))
-    run_sweep(presets, Path(out), grid, seeds, fixed, jobs=jobs, threads=threads,
-              runs_dir=Path(runs_dir) if runs_dir else None, baseline=baseline, ray=ray, overwrite=overwrite, design=design)
-    write_report(Path(out), baseline)
+    sweep_and_report(presets, Path(out), grid, seeds, fixed, jobs=jobs, threads=threads,
+                     runs_dir=Path(runs_dir) if runs_dir else None, baseline=baseline, ray=ray, overwrite=overwrite,
+                     design=design, retries=retries)
     return Study(out)
 
 

@@ -10,7 +10,6 @@ the chosen preset. Problems the user can fix end in one line on stderr and exit 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import sys
 from pathlib import Path
@@ -20,18 +19,14 @@ from regulab.config import (
     CHOICES,
     PRESETS,
     SWEEP_OWN,
-    Config,
     config_fields,
+    config_from,
     make_config,
     preset_description,
-    read_toml,
     to_toml,
 )
 from regulab.errors import RegulabError, TrainingStopped
 
-# What may differ when a run is resumed: where it runs and logs, not what it computes. Not its
-# length: the schedules (cosine, one-cycle, lookahead's ramp) are laid out over it from the start.
-RESUMABLE = {"device", "precision", "threads", "eval_batch_size", "tensorboard", "mlflow"}
 TRACKERS = {"tensorboard": "DIR", "mlflow": "URI"}  # options that may be given without a value
 # The settings that decide which images a run sees and how they are read: `regulab data` takes them too.
 DATA_SETTINGS = ("image_size", "labels", "test_fraction", "split_seed", "skip_bad")
@@ -165,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "other settings (its finished runs stay in the pool and are reused where they match)")
         parser_.add_argument("--jobs", type=int, default=0, help="runs at once (default: one per core, cores split between them)")
         parser_.add_argument("--threads", type=int, default=0, help="threads per run (default: the cores / --jobs)")
+        parser_.add_argument("--retries", type=int, default=1, metavar="N", help="times a run killed by a signal (or "
+                             "lost with its Ray node) is started again from its checkpoint (default 1)")
         parser_.add_argument("--ray", metavar="ADDRESS", help="spread the runs over a Ray cluster ('local' starts one "
                              "here), --threads CPUs reserved per run; needs regulab[ray] and a folder every node sees")
         _add_config_options(parser_, skip=SWEEP_OWN)
@@ -226,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except TrainingStopped as exc:
-        print(f"regulab: {exc}", file=sys.stderr)
+        how = f"; resume with: regulab train --resume {exc.run_dir}" if args.command == "train" and exc.run_dir else ""
+        print(f"regulab: {exc}{how}", file=sys.stderr)
         return 130
     except RegulabError as exc:
         if args.debug:
@@ -248,7 +246,7 @@ def _run(args: argparse.Namespace) -> int:
             for name in PRESETS:
                 print(f"{name:<{width}}  {preset_description(name)}")
     elif args.command == "plot":
-        from regulab.report import plot_curves, run_title
+        from regulab.figures import plot_curves, run_title
         from regulab.rundir import CONFIG, CURVES, HISTORY_JSON, RunDir
 
         run = RunDir(args.run_dir)
@@ -259,18 +257,18 @@ def _run(args: argparse.Namespace) -> int:
         print(path)
     elif args.command in ("compare", "sweep"):
         from regulab.analysis import Design
-        from regulab.report import write_report
         from regulab.study import parse_grid
-        from regulab.sweeps import sweep
+        from regulab.sweeps import sweep_and_report
 
         grid = parse_grid(args.grid) if args.command == "sweep" else {}
         given = {f.name: getattr(args, f.name) for f in config_fields()
                  if f.name not in SWEEP_OWN and getattr(args, f.name, None) is not None}
         design = Design(seeds=args.seeds, max_seeds=args.max_seeds, seeds_per_round=args.seeds_per_round,
                         margin=args.margin, primary=args.primary or "test_acc", correction=args.correction or "holm")
-        sweep(args.presets, args.out, grid, args.seeds, given, jobs=args.jobs, threads=args.threads,
-              runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray, overwrite=args.overwrite, design=design)
-        print(f"report: {write_report(args.out)}")
+        report = sweep_and_report(args.presets, args.out, grid, args.seeds, given, jobs=args.jobs, threads=args.threads,
+                                  runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray, overwrite=args.overwrite,
+                                  design=design, retries=args.retries)
+        print(f"report: {report}")
     elif args.command == "report":
         from regulab.report import write_report
 
@@ -308,25 +306,21 @@ def _run(args: argparse.Namespace) -> int:
         out = args.out or Path("runs") / f"data-{Path(args.path).name or 'data'}"
         print(data_text(describe_data(raw, out, args.per_class)))
     elif args.command == "train":
+        from regulab.rundir import RunDir
         from regulab.training import train
 
         overrides = {f.name: getattr(args, f.name, None) for f in config_fields() if f.name != "preset"}
         if args.resume:
             if args.config or args.preset:
                 raise RegulabError("--resume takes the run's own settings; drop --config and --preset")
-            train(resumed_config(args.resume, overrides), resume=True)
+            train(RunDir(args.resume).resumed_config(overrides), resume=True)
         else:
-            from_file = read_toml(args.config) if args.config else {}
-            file_preset = from_file.pop("preset", None)
-            preset = args.preset or file_preset or "seed"
-            given = {k: v for k, v in overrides.items() if v is not None}
-            cfg = make_config(preset, **{**from_file, **given})
+            cfg = config_from(args.preset, args.config, **overrides)
             if args.dry_run:
                 import os
 
                 from regulab import data as data_lib
-                from regulab.models import model_summary
-                from regulab.training import build_model
+                from regulab.models import build_model, model_summary
 
                 # The data decides the classes and image size; without any named, CIFAR-10's (no download).
                 raw = data_lib.load_for(cfg) if cfg.data or os.environ.get(data_lib.ENV_VAR) else None
@@ -339,20 +333,6 @@ def _run(args: argparse.Namespace) -> int:
         if dist.is_initialized():  # under torchrun: leave the group cleanly
             dist.destroy_process_group()
     return 0
-
-
-def resumed_config(run_dir: Path, overrides: dict) -> Config:
-    from regulab.rundir import RunDir
-
-    fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE | {"out"})
-    if fixed == ["epochs"]:
-        raise RegulabError(f"--epochs cannot change when resuming: the run's schedule is laid out over its length from "
-                           f"the start; to train longer, start a new run from its weights: regulab train --init-from "
-                           f"{run_dir} --epochs N")
-    if fixed:
-        raise RegulabError(f"--{fixed[0].replace('_', '-')} cannot change when resuming; start a new run to change it")
-    saved = RunDir(run_dir).read_config()
-    return dataclasses.replace(saved, **{k: v for k, v in overrides.items() if v is not None}, out=str(run_dir)).validate()
 
 
 if __name__ == "__main__":

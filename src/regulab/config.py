@@ -8,7 +8,9 @@ override any single value (`--epochs 5`), so a run is always: defaults < preset 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -199,16 +201,45 @@ def preset_description(name: str) -> str:
     return (PRESETS[name].__doc__ or "").strip().splitlines()[0]
 
 
+def model_file_digest(path: str | Path, expected_sha256: str = "") -> str:
+    """The SHA-256 of a model file, which a run records; with `expected_sha256` (a run's record),
+    a changed or missing file is an error: the run's weights belong to the network it defined then."""
+    path = Path(path)
+    try:
+        source = path.read_bytes()
+    except FileNotFoundError:
+        gone = "the run was trained with it; restore it to use the run" if expected_sha256 else "pass an existing .py file"
+        raise RegulabError(f"model file {path} does not exist; {gone}") from None
+    except OSError as exc:
+        raise RegulabError(f"cannot read model file {path} ({exc.strerror}); pass a readable .py file") from None
+    digest = hashlib.sha256(source).hexdigest()
+    if expected_sha256 and digest != expected_sha256:
+        raise RegulabError(f"model file {path} has changed since the run was set up (sha256 {digest[:12]}, recorded "
+                           f"{expected_sha256[:12]}); restore that version, or train a new run")
+    return digest
+
+
+def config_from(preset: str | None = None, toml: str | Path | None = None, **given) -> Config:
+    """A run's settings as `regulab train` assembles them: the preset (named, else the TOML
+    file's, else seed), then the file's settings, then the options `given` that are not None."""
+    from_file = read_toml(toml) if toml else {}
+    file_preset = from_file.pop("preset", None)
+    return make_config(preset or file_preset or "seed", **{**from_file, **{k: v for k, v in given.items() if v is not None}})
+
+
+def default_out(cfg: Config) -> Config:
+    """`cfg` with its run folder named, where it names none: runs/PRESET-YYYYmmdd-HHMMSS."""
+    return cfg if cfg.out else dataclasses.replace(cfg, out=str(Path("runs") / f"{cfg.preset}-{datetime.now():%Y%m%d-%H%M%S}"))
+
+
 def make_config(preset: str = "seed", **overrides) -> Config:
     """Defaults, then the preset's values, then the overrides that are not None."""
     if preset not in PRESETS:
         raise unknown_name("preset", preset, PRESETS, "`regulab presets` lists them")
     values = {**PRESETS[preset](), **{k: v for k, v in overrides.items() if v is not None}}
     if values.get("model_file") and not values.get("model_file_sha256"):
-        from regulab.models import use_model_file
-
         values["model_file"] = str(Path(values["model_file"]).expanduser().resolve())
-        values["model_file_sha256"] = use_model_file(values["model_file"])
+        values["model_file_sha256"] = model_file_digest(values["model_file"])
     return Config(**values, preset=preset).validate()
 
 

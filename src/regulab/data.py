@@ -35,10 +35,12 @@ import torch
 
 from regulab import folders
 from regulab.errors import RegulabError
+from regulab.files import cache_dir
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MINI = "cifar10-mini"
 ENV_VAR = "REGULAB_DATA"
+ARRAYS = "<arrays>"  # what a run trained on arrays given in Python records as its data
 CIFAR_SIZE = 32
 IMAGES_PER_BATCH = 10_000
 
@@ -245,11 +247,6 @@ def read_archive(path: str | os.PathLike, labels: str = "fine") -> ImageData:
 # ---------------------------------------------------------------------------------------------
 # The cache and the download
 
-def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "regulab"
-
-
 def _cache_file(source: Path, labels: str) -> Path:
     # Keyed by where the archive is and its size and age, so a replaced archive is parsed again.
     stat = source.stat()
@@ -306,6 +303,9 @@ def load_data(data: str | os.PathLike | None = None, *, image_size: int = CIFAR_
     """The images `data` names (see the module docstring), with a train/test split: the source's,
     or for a folder without one, a stratified `test_fraction` of each class drawn by `split_seed`."""
     data = data if data is not None else os.environ.get(ENV_VAR) or None
+    if data == ARRAYS:
+        raise RegulabError("this run trained on arrays given in Python; pass the data again (regulab.train(data=(x, y)) "
+                           "in Python, or --data with a folder or archive of the same classes)")
     source = Path(data).expanduser() if data is not None and str(data) not in (MINI, *KINDS) else None
     if source is not None and folders.is_image_folder(source):
         return _from_folder(source, image_size, test_fraction, split_seed, skip_bad)
@@ -356,6 +356,59 @@ def _from_folder(root: Path, image_size: int, test_fraction: float, split_seed: 
     files = np.array(found.files, dtype=object)
     return ImageData(x[~in_test], y[~in_test], x[in_test], y[in_test], source=str(root), classes=found.classes,
                      notes=tuple(notes), found=found, train_files=list(files[~in_test]), test_files=list(files[in_test]))
+
+
+def from_arrays(x_train, y_train, x_test=None, y_test=None, test_fraction: float = 0.2,
+                split_seed: int = 777) -> ImageData:
+    """Images given as arrays, as Keras's `cifar10.load_data()` returns them: uint8 images NHWC
+    (or NCHW), integer labels of shape (N,) or (N, 1). Checked as a folder is; without a test set,
+    a stratified `test_fraction` of each class is held out by `split_seed`, as for a folder."""
+    def images(x, name: str) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype != np.uint8:
+            raise RegulabError(f"{name} is {x.dtype}; pass uint8 images (0-255) as keras.datasets.cifar10.load_data() "
+                               "returns them (for floats in [0, 1]: (x * 255).round().astype('uint8'))")
+        if x.ndim != 4 or 3 not in (x.shape[1], x.shape[3]):
+            raise RegulabError(f"{name} has shape {x.shape}; pass colour images as (N, H, W, 3) or (N, 3, H, W)")
+        x = x if x.shape[1] == 3 and x.shape[3] != 3 else x.transpose(0, 3, 1, 2)
+        if x.shape[2] != x.shape[3] or not 8 <= x.shape[2] <= 512:
+            raise RegulabError(f"{name} holds {x.shape[2]}x{x.shape[3]} images; pass square images of 8 to 512 pixels")
+        return np.ascontiguousarray(x)
+
+    def labels(y, name: str, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) != n:
+            raise RegulabError(f"{name} has shape {y.shape} and type {y.dtype}; pass {n:,} integer class indices, "
+                               "shape (N,) or (N, 1)")
+        if len(y) and y.min() < 0:
+            raise RegulabError(f"{name} holds the label {y.min()}; class indices start at 0")
+        return y.astype(np.int64)
+
+    x, y = images(x_train, "the training images"), None
+    y = labels(y_train, "the training labels", len(x))
+    notes = []
+    if x_test is None:
+        in_test = np.zeros(len(y), bool)
+        in_test[stratified_subset(y, test_fraction, split_seed)] = True
+        notes.append(f"no test arrays: held out {test_fraction:.0%} of each class as the test set (stratified, split "
+                     f"seed {split_seed}): {(~in_test).sum():,} train, {in_test.sum():,} test images")
+        x, y, x_test, y_test = x[~in_test], y[~in_test], x[in_test], y[in_test]
+    else:
+        x_test = images(x_test, "the test images")
+        y_test = labels(y_test, "the test labels", len(x_test))
+        if x_test.shape[1:] != x.shape[1:]:
+            raise RegulabError(f"the test images are {x_test.shape[2]}x{x_test.shape[3]}, the training images "
+                               f"{x.shape[2]}x{x.shape[3]}; pass images of one size")
+    count = int(max(y.max(initial=0), y_test.max(initial=0))) + 1
+    classes = CLASSES if count == len(CLASSES) and x.shape[2] == CIFAR_SIZE else tuple(str(i) for i in range(count))
+    for i, name in enumerate(classes):
+        for where, labels_of in (("training", y), ("test", y_test)):
+            if not (labels_of == i).any():
+                raise RegulabError(f"class {name} has no {where} images; every class index up to {count - 1} needs some")
+    return ImageData(x, y, x_test, y_test, source=f"{ARRAYS}: {len(y) + len(y_test):,} images given in Python",
+                     classes=classes, notes=tuple(notes))
 
 
 def load_for(cfg, data: str | None = None, progress: bool = True) -> ImageData:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from regulab import data as data_lib
-from regulab.report import plot_samples
-from regulab.rundir import atomic_write
+from regulab.figures import plot_samples
+from regulab.files import atomic_write
 
 SUMMARY, SAMPLES = "data.json", "samples.png"
 

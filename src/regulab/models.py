@@ -6,7 +6,6 @@ Keras layers carry their own kernel_regularizer; the penalty's size comes from t
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import inspect
 from collections import OrderedDict
@@ -16,6 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from regulab.config import Config, model_file_digest
 from regulab.errors import RegulabError, unknown_name
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -39,17 +39,7 @@ def use_model_file(path: str | Path, expected_sha256: str = "") -> str:
     its SHA-256. With `expected_sha256` (a run's record), a changed or missing file is an error:
     the run's weights belong to the network that file defined then."""
     path = Path(path)
-    try:
-        source = path.read_bytes()
-    except FileNotFoundError:
-        gone = "the run was trained with it; restore it to use the run" if expected_sha256 else "pass an existing .py file"
-        raise RegulabError(f"model file {path} does not exist; {gone}") from None
-    except OSError as exc:
-        raise RegulabError(f"cannot read model file {path} ({exc.strerror}); pass a readable .py file") from None
-    digest = hashlib.sha256(source).hexdigest()
-    if expected_sha256 and digest != expected_sha256:
-        raise RegulabError(f"model file {path} has changed since the run was set up (sha256 {digest[:12]}, recorded "
-                           f"{expected_sha256[:12]}); restore that version, or train a new run")
+    digest = model_file_digest(path, expected_sha256)
     if digest not in _LOADED_FILES:
         spec = importlib.util.spec_from_file_location(f"regulab_user_models_{digest[:12]}", path)
         module = importlib.util.module_from_spec(spec)
@@ -276,3 +266,17 @@ class FastNet(nn.Sequential):
 def fast_net(num_classes: int = 10) -> nn.Module:
     """The fast preset's network: widths 64/256/256, 1.97 M parameters."""
     return FastNet(num_classes)
+
+
+def build_model(cfg: Config, classes: int = 10, image_size: int = 32,
+                check_only: bool = False) -> nn.Module | None:
+    """The network `cfg` describes for the data's number of classes and image size, freshly
+    initialized (from the run's own model file, checked unchanged, where it has one).
+    `check_only` checks the model's name and options alone, before the data is known."""
+    if cfg.model_file:
+        use_model_file(cfg.model_file, cfg.model_file_sha256)
+    options = dict(batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks, dropout_head=cfg.dropout_head)
+    if check_only:
+        check_model(cfg.model, **options)
+        return None
+    return create_model(cfg.model, classes, image_size, **options)

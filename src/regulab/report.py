@@ -1,5 +1,5 @@
-"""What a person reads: the per-epoch line, the seed's two-panel figure, and the comparison
-report (table, overlay figures, one self-contained HTML page)."""
+"""A study's report: the tables, the figures over groups (curves, against a setting, the paired
+differences against the margin) and one self-contained HTML page, written from `analysis`'s rows."""
 
 from __future__ import annotations
 
@@ -17,67 +17,9 @@ from matplotlib.ticker import NullLocator
 from regulab import stats
 from regulab.analysis import KEYS, MEASURES, Design, measure, summarize
 from regulab.errors import RegulabError
-from regulab.rundir import atomic_write
+from regulab.figures import png_bytes
+from regulab.files import atomic_write
 from regulab.study import load_study
-
-TRAIN_COLOR, VAL_COLOR = "blue", "orange"  # the seed's colours
-
-
-def epoch_line(row: dict, epochs: int) -> str:
-    """One Keras-style line: 'Epoch 3/30 - 27.1s - loss: ... - acc: ... - val_loss: ... - val_acc: ...'."""
-    parts = [f"Epoch {row['epoch']}/{epochs}", f"{row['seconds']:.1f}s", f"loss: {row['loss']:.4f}", f"acc: {row['acc']:.4f}"]
-    if row.get("val_loss") is not None:
-        parts += [f"val_loss: {row['val_loss']:.4f}", f"val_acc: {row['val_acc']:.4f}"]
-    parts.append(f"{row['images_per_s']:,.0f} img/s")
-    return " - ".join(parts)
-
-
-def run_title(config: dict) -> str:
-    return f"{config.get('preset')} ({config.get('model')}, seed {config.get('seed')})"
-
-
-def plot_curves(history: list[dict], path: Path, title: str | None = None) -> Path:
-    """Loss and accuracy against epochs, side by side, train blue and validation orange.
-
-    As in the seed, `loss` includes any L2 penalty; where there is one, the data loss alone is
-    drawn dashed beside it so that runs with and without a penalty can be compared.
-    """
-    fig = Figure(figsize=(10, 5), layout="constrained")
-    draw_curves(fig, history, title)
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    atomic_write(path, png.getvalue())
-    return path
-
-
-def draw_curves(fig: Figure, history: list[dict], title: str | None = None) -> Figure:
-    """`plot_curves`'s two panels, drawn into `fig` (a notebook shows it as it is)."""
-    epochs = [r["epoch"] for r in history]
-    has_val = any(r.get("val_loss") is not None for r in history)
-    has_penalty = any(r.get("penalty") for r in history)
-    loss_ax, acc_ax = fig.subplots(1, 2)
-
-    loss_ax.plot(epochs, [r["loss"] for r in history], color=TRAIN_COLOR, label="train_loss")
-    if has_val:
-        loss_ax.plot(epochs, [r["val_loss"] for r in history], color=VAL_COLOR, label="val_loss")
-    if has_penalty:
-        loss_ax.plot(epochs, [r["data_loss"] for r in history], color=TRAIN_COLOR, ls="--", lw=1, label="train data loss")
-        if has_val:
-            loss_ax.plot(epochs, [r["val_data_loss"] for r in history], color=VAL_COLOR, ls="--", lw=1, label="val data loss")
-    loss_ax.set(title="train and val loss", xlabel="epochs", ylabel="loss")
-
-    acc_ax.plot(epochs, [r["acc"] for r in history], color=TRAIN_COLOR, label="train_acc")
-    if has_val:
-        acc_ax.plot(epochs, [r["val_acc"] for r in history], color=VAL_COLOR, label="val_acc")
-    acc_ax.set(title="train and val acc", xlabel="epochs", ylabel="accuracy")
-
-    for ax in (loss_ax, acc_ax):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    return fig
-
 
 # ---------------------------------------------------------------------------------------------
 # Sweeps and comparisons: statistics over seeds, tables, figures, one self-contained HTML page
@@ -235,12 +177,6 @@ def _csv(rows: list[dict]) -> str:
     return text.getvalue()
 
 
-def _png(fig: Figure) -> bytes:
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=90)
-    return png.getvalue()
-
-
 def _per_epoch(group: list[dict], value) -> tuple[list[int], list[float], list[float], list[float]]:
     """Epochs, and the mean, min and max over seeds of value(row), where every seed has that epoch."""
     epochs = range(1, min(len(r["history"]) for r in group) + 1)
@@ -284,22 +220,22 @@ def setting_figure(rows: list[dict], axis: str) -> Figure:
     axes = fig.subplots(1, len(shown), squeeze=False)[0]
     xs = sorted({r[axis] for r in rows})
     positive = [x for x in xs if x > 0]
-    for ax, measure in zip(axes, shown):
+    for ax, shown_measure in zip(axes, shown):
         for i, (name, members) in enumerate(lines.items()):
-            points = sorted((r[axis], r[measure.key]) for r in members if r[measure.key]["n"])
+            points = sorted((r[axis], r[shown_measure.key]) for r in members if r[shown_measure.key]["n"])
             if not points:
                 continue
             x = [p[0] for p in points]
             ax.plot(x, [p[1]["mean"] for p in points], "o-", color=f"C{i % 10}", label=name, ms=4)
             for r in members:  # a grid point that is another preset (l2=1e-3 of seed-noreg is `seed`)
-                if r["same_as"] and r[measure.key]["n"]:
-                    ax.plot(r[axis], r[measure.key]["mean"], "o", ms=10, mfc="none", color=f"C{i % 10}")
-                    ax.annotate(f"= {r['same_as']}", (r[axis], r[measure.key]["mean"]), xytext=(6, 6),
+                if r["same_as"] and r[shown_measure.key]["n"]:
+                    ax.plot(r[axis], r[shown_measure.key]["mean"], "o", ms=10, mfc="none", color=f"C{i % 10}")
+                    ax.annotate(f"= {r['same_as']}", (r[axis], r[shown_measure.key]["mean"]), xytext=(6, 6),
                                 textcoords="offset points", fontsize=8, color=f"C{i % 10}")
             banded = [(xv, p) for xv, p in points if p["low"] is not None]
             if banded:  # two seeds give a t interval wider than the measure's range: the band stops at its ends
-                ax.fill_between([b[0] for b in banded], [max(b[1]["low"], measure.low) for b in banded],
-                                [min(b[1]["high"], measure.high) for b in banded], color=f"C{i % 10}", alpha=0.18, lw=0)
+                ax.fill_between([b[0] for b in banded], [max(b[1]["low"], shown_measure.low) for b in banded],
+                                [min(b[1]["high"], shown_measure.high) for b in banded], color=f"C{i % 10}", alpha=0.18, lw=0)
         if len(positive) > 1 and max(positive) / min(positive) >= 10:
             if min(xs) <= 0:
                 ax.set_xscale("symlog", linthresh=min(positive))
@@ -307,7 +243,7 @@ def setting_figure(rows: list[dict], axis: str) -> Figure:
                 ax.set_xscale("log")
             ax.set_xticks(xs, [f"{x:g}" for x in xs])
             ax.xaxis.set_minor_locator(NullLocator())
-        ax.set(title=measure.heading, xlabel=axis, ylabel=measure.heading)
+        ax.set(title=shown_measure.heading, xlabel=axis, ylabel=shown_measure.heading)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"against {axis}: mean over seeds, band = 95% t interval (where n >= 2)", fontsize=10)
@@ -362,18 +298,18 @@ def write_report(folder: Path, baseline: str | None = None, margin: float | None
     with_val = [r for r in runs if r["history"][0].get("val_acc") is not None]
     figures = {}
     if with_val:
-        figures["val_curves.png"] = ("Validation curves", _png(_curves_figure(with_val, [
+        figures["val_curves.png"] = ("Validation curves", png_bytes(_curves_figure(with_val, [
             ("validation accuracy", "accuracy", lambda h: h["val_acc"]),
             # The data loss: a penalty would inflate a regularized run's loss and break the comparison.
             ("validation loss (without penalty)", "cross-entropy", lambda h: h["val_data_loss"])])))
-        figures["gap.png"] = ("Generalization gap", _png(_curves_figure(
+        figures["gap.png"] = ("Generalization gap", png_bytes(_curves_figure(
             with_val, [("generalization gap", "train acc - val acc", lambda h: h["acc"] - h["val_acc"])])))
     axis = _numeric_axis(manifest)
     if axis:
-        figures["by_setting.png"] = (f"Against {axis}", _png(setting_figure(rows, axis)))
+        figures["by_setting.png"] = (f"Against {axis}", png_bytes(setting_figure(rows, axis)))
     if paired_body:
         figures["differences.png"] = (f"Paired differences in {measure(design.primary).heading}",
-                                      _png(margin_figure(rows, design)))
+                                      png_bytes(margin_figure(rows, design)))
     for name, (_, png) in figures.items():
         atomic_write(folder / name, png)
     atomic_write(folder / "summary.csv", _csv(rows).encode())
@@ -463,85 +399,3 @@ weights, chosen on validation; the test set chose nothing. Precision: {html.esca
 """
 
 
-# ---------------------------------------------------------------------------------------------
-# One model's errors (regulab evaluate)
-
-def plot_confusion(confusion, classes, path: Path, title: str = "") -> Path:
-    """Counts of true (rows) against predicted (columns) classes, each row shaded by its share."""
-    shares = confusion / confusion.sum(1, keepdims=True).clip(min=1)
-    k = len(classes)
-    side = max(6.5, 0.16 * k)  # CIFAR-100's 100 classes need room for their names
-    fig = Figure(figsize=(side + 1, side), layout="constrained")
-    ax = fig.subplots()
-    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    if k <= 20:  # beyond that the counts are too small to read; the shading tells
-        for t in range(k):
-            for p in range(k):
-                ax.text(p, t, str(int(confusion[t, p])), ha="center", va="center", fontsize=8,
-                        color="white" if shares[t, p] > 0.5 else "black")
-    fontsize = 10 if k <= 20 else 5
-    ax.set_xticks(range(k), classes, rotation=45 if k <= 20 else 90, ha="right" if k <= 20 else "center", fontsize=fontsize)
-    ax.set_yticks(range(k), classes, fontsize=fontsize)
-    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
-    fig.colorbar(image, ax=ax, label="share of the true class")
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def plot_reliability(calibration: dict, path: Path, title: str = "") -> Path:
-    """The reliability diagram: accuracy against confidence per bin (a calibrated model lies on
-    the diagonal), with the share of predictions in each bin beneath."""
-    bins = calibration["bins"]
-    centres = [(i + 0.5) / bins for i in range(bins)]
-    occupied = [i for i in range(bins) if calibration["count"][i]]
-    fig = Figure(figsize=(5.5, 6.5), layout="constrained")
-    top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
-    top.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="calibrated")
-    top.bar([centres[i] for i in occupied], [calibration["accuracy"][i] for i in occupied], width=1 / bins,
-            color=TRAIN_COLOR, alpha=0.75, edgecolor="white", label="accuracy")
-    top.plot([calibration["confidence"][i] for i in occupied], [calibration["accuracy"][i] for i in occupied], "o",
-             color=VAL_COLOR, ms=4, label="(mean confidence, accuracy)")
-    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-            title=f"{title or 'reliability'}: ECE {calibration['ece']:.4f} ({bins} bins)")
-    top.legend(loc="upper left", fontsize=8)
-    total = max(sum(calibration["count"]), 1)
-    bottom.bar(centres, [c / total for c in calibration["count"]], width=1 / bins, color="grey", edgecolor="white")
-    bottom.set(xlabel="confidence (top-class probability)", ylabel="share")
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def plot_samples(images, labels, classes: list[str], path: Path, per_class: int = 8, title: str = "") -> Path:
-    """Up to `per_class` images of every class, a row each, the class name at the left."""
-    import numpy as np
-
-    rows = len(classes)
-    fig = Figure(figsize=(per_class * 0.7 + 1.6, rows * 0.7 + 0.5), layout="constrained")
-    axes = fig.subplots(rows, per_class, squeeze=False)
-    for i, name in enumerate(classes):
-        picked = np.flatnonzero(labels == i)[:per_class]
-        for j, ax in enumerate(axes[i]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_frame_on(False)
-            if j < len(picked):
-                ax.imshow(images[picked[j]].transpose(1, 2, 0), interpolation="nearest")
-        axes[i][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title or f"first {per_class} training images of each class", fontsize=10)
-    fig.savefig(path, dpi=100)
-    return path
-
-
-def plot_mistakes(images, true: list[str], predicted: list[str], confidence: list[float], path: Path, cols: int = 8) -> Path:
-    """Misclassified images, each titled 'true -> predicted (probability)'."""
-    rows = max(1, -(-len(images) // cols))
-    fig = Figure(figsize=(cols * 1.45, rows * 1.65), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, image, t, p, c in zip(axes, images, true, predicted, confidence):
-        ax.imshow(image.transpose(1, 2, 0), interpolation="nearest")
-        ax.set_title(f"{t}\n-> {p} ({c:.2f})", fontsize=7)
-    fig.suptitle("most confident mistakes (true -> predicted)" if len(images) else "no mistakes", fontsize=10)
-    fig.savefig(path, dpi=110)
-    return path

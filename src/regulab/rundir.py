@@ -7,6 +7,7 @@ process killed at any moment leaves either the previous version or the new one, 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fcntl
 import io
 import json
@@ -19,7 +20,11 @@ import torch
 
 from regulab.config import Config
 from regulab.errors import RegulabError
+from regulab.files import atomic_write
 
+# What may differ when a run is resumed: where it runs and logs, not what it computes. Not its
+# length: the schedules (cosine, one-cycle, lookahead's ramp) are laid out over it from the start.
+RESUMABLE = {"device", "precision", "threads", "eval_batch_size", "tensorboard", "mlflow"}
 CONFIG, CONFIG_TOML = "config.json", "config.toml"  # the record resume reads; the file a person repeats runs from
 HISTORY_CSV, HISTORY_JSON, METRICS = "history.csv", "history.json", "metrics.json"
 BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoint.pt", "curves.png"
@@ -27,19 +32,6 @@ BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoi
 # true class and of the predicted one. Enough to recompute accuracy, NLL and ECE on any resample of
 # the test images (the paired bootstrap), at about 100 KB a run.
 TEST_PREDICTIONS = "test_predictions.npz"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RegulabError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose another --out") from None
 
 
 def _lock_holder(path: Path) -> str:
@@ -139,6 +131,19 @@ class RunDir:
         except TypeError as exc:
             raise RegulabError(f"{self.path / CONFIG} is not a regulab config ({exc}); start a new run") from None
 
+    def resumed_config(self, overrides: dict) -> Config:
+        """The run's own settings, with those of `overrides` that a resume may change."""
+        fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE | {"out"})
+        if fixed == ["epochs"]:
+            raise RegulabError(f"--epochs cannot change when resuming: the run's schedule is laid out over its length "
+                               f"from the start; to train longer, start a new run from its weights: regulab train "
+                               f"--init-from {self.path} --epochs N")
+        if fixed:
+            raise RegulabError(f"--{fixed[0].replace('_', '-')} cannot change when resuming; start a new run to change it")
+        saved = self.read_config()
+        return dataclasses.replace(saved, **{k: v for k, v in overrides.items() if v is not None},
+                                   out=str(self.path)).validate()
+
     def write_history(self, rows: list[dict]) -> None:
         self.write_json(HISTORY_JSON, rows)
         text = io.StringIO()
@@ -182,12 +187,6 @@ class RunDir:
             code = "GLOBAL" in str(exc)
             reason = "it holds code or objects that are not plain tensors" if code else "it is corrupt or truncated"
             raise RegulabError(f"cannot load {file}: {reason}; use a checkpoint that regulab wrote, or train again") from None
-
-    def load_checkpoint(self) -> dict:
-        """The checkpoint of an interrupted run; its layout lives with `training.TrainState`."""
-        from regulab.training import TrainState
-
-        return TrainState.read(self)
 
     def load_weights(self, name: str, model: torch.nn.Module) -> dict:
         """A state_dict from the folder, checked against the model it is meant for."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from regulab.errors import RegulabError
-from regulab.rundir import atomic_write
+from regulab.files import atomic_write, cache_dir
 
 
 def usable_cores() -> int:
@@ -93,8 +93,6 @@ class CoreShare:
     LOOK_EVERY = 5.0  # seconds between looks at the registry: cheap, and soon enough
 
     def __init__(self, fixed_threads: int = 0, cores: int | None = None, folder: Path | None = None):
-        from regulab.data import cache_dir
-
         self.fixed, self.cores = fixed_threads, cores or usable_cores()
         self.folder = Path(folder) if folder else cache_dir() / "running"
         self.me = self.folder / f"{os.getpid()}.json"

@@ -15,21 +15,18 @@ trainings contending for the same cores are many times slower than the two one a
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import subprocess
-import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from regulab.analysis import Design, measure, summarize, undecided
-from regulab.errors import RegulabError, TrainingStopped
+from regulab.errors import RegulabError
+from regulab.files import atomic_write
+from regulab.launch import Job, join_ray, launch
 from regulab.models import MODELS, registered_here
-from regulab.rundir import CHECKPOINT, METRICS, RunDir, atomic_write
+from regulab.report import write_report
+from regulab.rundir import RunDir
 from regulab.runtime import usable_cores
 from regulab.study import MANIFEST, Group, baseline_of, describe, load_study, plan, read_manifest, run_key
 
@@ -37,7 +34,7 @@ from regulab.study import MANIFEST, Group, baseline_of, describe, load_study, pl
 def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None, seeds: int = 1,
           overrides: dict | None = None, jobs: int = 0, threads: int = 0, runs_dir: Path | None = None,
           baseline: str | None = None, ray: str | None = None, overwrite: bool = False, design: Design | None = None,
-          log=print) -> list[Group]:
+          retries: int = 1, log=print) -> list[Group]:
     """Train every preset at every grid point with seeds 0..seeds-1 (skipping finished runs,
     resuming interrupted ones) and write the plan; the groups, for the report. A folder that
     holds a plan of other settings is refused unless `overwrite` replaces it.
@@ -49,6 +46,8 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
 
     `ray` ('local', or a cluster address such as 'auto' or 'ray://head:10001') spreads the runs
     over a Ray cluster instead of local processes; its nodes must share the runs' file system.
+    A run killed by a signal or lost with its node is tried again from its checkpoint, `retries`
+    times at most.
     """
     folder, grid, overrides = Path(folder), grid or {}, overrides or {}
     design = dataclasses.replace(design or Design(), seeds=seeds)
@@ -73,7 +72,7 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
     held = RunDir(folder).lock()  # one sweep at a time in a folder; each run's own folder is held by its training
     try:
         while True:
-            _run_plan(folder, groups, identity, design, baseline, runs_dir, overrides, jobs, threads, ray, log)
+            _run_plan(folder, groups, identity, design, baseline, runs_dir, overrides, jobs, threads, ray, retries, log)
             if not design.adaptive or not _next_round(folder, groups, design, baseline, overrides, log):
                 return groups
     finally:
@@ -104,7 +103,7 @@ def _next_round(folder: Path, groups: list[Group], design: Design, baseline: str
 
 
 def _run_plan(folder: Path, groups: list[Group], identity: dict, design: Design, baseline: str | None, runs_dir: Path,
-              overrides: dict, jobs: int, threads: int, ray: str | None, log) -> list[Group]:
+              overrides: dict, jobs: int, threads: int, ray: str | None, retries: int, log) -> list[Group]:
     """Write the plan, then train what is not finished yet, in the folder `sweep` holds."""
     manifest = {**identity, "seeds": design.seeds, "design": design.record(), "baseline": baseline,
                 "runs_dir": os.path.relpath(runs_dir, folder),
@@ -122,7 +121,7 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, design: Design,
     if here:  # a model defined in this process (a notebook, say) cannot be rebuilt in a child
         jobs, ray, where = 1, None, f"this process ({', '.join(here)} is registered here, not in a --model-file)"
     if ray and todo:
-        cores, node_cores, where = _join_ray(ray)
+        cores, node_cores, where = join_ray(ray)
     jobs = max(1, min(jobs or len(todo), cores))  # never more trainings than cores
     threads = threads or max(1, min(cores // jobs, node_cores))
     counts = sorted({len(g.runs) for g in groups})
@@ -131,103 +130,17 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, design: Design,
         f"{len(wanted) - len(todo)} already finished; {min(jobs, max(len(todo), 1))} at a time on {where}, "
         f"{threads} thread{'s' * (threads > 1)} each; runs in {runs_dir}")
 
-    failures: list[str] = []
-
-    def report(key: str, group: Group, seed: int, returncode: int, seconds: float, resumed: bool) -> None:
-        out, name = runs_dir / key, f"{group.label} [random seed {seed}]"
-        if returncode == 0:
-            m = RunDir(out).read_json(METRICS)
-            val = f"best val_acc {m['best_val_acc']:.4f} at epoch {m['best_epoch']}, " if m["best_val_acc"] is not None else ""
-            log(f"  {name}: {val}test_acc {m['test_acc']:.4f} ({seconds:.0f}s{', resumed' if resumed else ''})")
-        else:
-            last = (out / "train.log").read_text().strip().splitlines()[-1:] or ["no output"]
-            failures.append(f"{name}: {last[0]}")
-            log(f"  {name}: FAILED: {last[0]}")
-
-    commands = [(key, g, s, (runs_dir / key / CHECKPOINT).is_file()) for key, g, s in todo]
-
-    def arguments(key: str, group: Group, seed: int, resumed: bool) -> list[str]:
-        out = runs_dir / key
-        run = ["--resume", str(out)] if resumed else \
-            ["--preset", group.preset, "--seed", str(seed), "--out", str(out), *as_arguments({**overrides, **group.point})]
-        return [*run, "--threads", str(threads)]
-
-    if ray and todo:
-        import ray as ray_lib
-
-        remote = ray_lib.remote(num_cpus=threads)(run_training)
-        started = time.perf_counter()
-        pending = {remote.remote(arguments(*c), str(runs_dir / c[0])): c for c in commands}
-        while pending:  # report each run as it ends, as the local pool does
-            done, _ = ray_lib.wait(list(pending), num_returns=1)
-            key, g, s, resumed = pending.pop(done[0])
-            report(key, g, s, ray_lib.get(done[0]), time.perf_counter() - started, resumed)
-    else:
-        lock = threading.Lock()
-
-        def train_one(key, group, seed, resumed):
-            started = time.perf_counter()
-            returncode = run_training(arguments(key, group, seed, resumed), str(runs_dir / key), in_process=bool(here))
-            if returncode == 130:  # stopped by the user: the sweep stops too, its finished runs kept
-                raise TrainingStopped(f"stopped in {group.label} [random seed {seed}]; run the same sweep again to "
-                                      "continue it", run_dir=runs_dir / key)
-            with lock:
-                report(key, group, seed, returncode, time.perf_counter() - started, resumed)
-
-        if here:  # in the main thread, where a Ctrl-C (or a notebook's interrupt) reaches the training
-            for command in commands:
-                train_one(*command)
-        else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                for future in [pool.submit(train_one, *c) for c in commands]:
-                    future.result()
+    jobs_todo = [Job(g.config(overrides, seed), runs_dir / key, f"{g.label} [random seed {seed}]") for key, g, seed in todo]
+    failures = launch(jobs_todo, jobs, threads, ray=bool(ray and todo), here=bool(here), retries=retries, log=log)
     if failures:
         raise RegulabError(f"{len(failures)} of {len(wanted)} runs failed ({failures[0]}); see their train.log, "
                            "fix the cause and run the same command again to continue")
     return groups
 
 
-def as_arguments(values: dict) -> list[str]:
-    """Settings written back as `regulab train` options (booleans as --x / --no-x)."""
-    out = []
-    for name, value in values.items():
-        option = f"--{name.replace('_', '-')}"
-        if isinstance(value, bool):
-            out.append(option if value else f"--no-{name.replace('_', '-')}")
-        else:
-            out += [option, str(value)]
-    return out
-
-
-def run_training(arguments: list[str], out: str, in_process: bool = False) -> int:
-    """One `regulab train` child, its output appended to OUT/train.log; its exit status. Runs
-    here, or in a Ray worker on whichever node Ray chose (hence plain arguments, and a path);
-    `in_process` runs the same command in this process instead."""
-    Path(out).mkdir(parents=True, exist_ok=True)
-    with open(Path(out) / "train.log", "a") as logfile:
-        if in_process:
-            from regulab.cli import main
-
-            with contextlib.redirect_stdout(logfile), contextlib.redirect_stderr(logfile):
-                return main(["train", *arguments])
-        return subprocess.run([sys.executable, "-m", "regulab", "train", *arguments],
-                              stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
-
-
-def _join_ray(address: str) -> tuple[int, int, str]:
-    """Start or join Ray; the cluster's CPUs, the most on one node, and a description."""
-    try:
-        import ray
-    except ImportError:
-        raise RegulabError("--ray needs Ray; install it: pip install 'regulab[ray]'") from None
-    try:
-        if address == "local":
-            ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise RegulabError(f"cannot reach a Ray cluster at {address!r} ({str(exc).splitlines()[0]}); "
-                           "start one (`ray start --head`) or pass --ray local") from None
-    nodes = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
-    where = f"Ray ({address}: {len(nodes)} node{'s' * (len(nodes) > 1)}, {int(sum(nodes))} CPUs)"
-    return int(sum(nodes)), int(max(nodes, default=1)), where
+def sweep_and_report(presets: list[str], folder: Path, grid: dict[str, list] | None = None, seeds: int = 1,
+                     overrides: dict | None = None, **options) -> Path:
+    """`sweep`, then the report of its folder (what `regulab compare`/`sweep` and their Python
+    twins do); the report's path."""
+    sweep(presets, folder, grid, seeds, overrides, **options)
+    return write_report(folder)

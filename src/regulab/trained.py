@@ -20,11 +20,12 @@ from regulab.config import Config
 from regulab.errors import RegulabError
 from regulab.evaluation import predict as predict_logits
 from regulab.evaluation import reliability
+from regulab.figures import plot_confusion, plot_mistakes, plot_reliability
+from regulab.files import atomic_write
 from regulab.folders import IMAGE_SUFFIXES, BadImage, is_image_folder, to_rgb_square
 from regulab.folders import read_image as read_image_file
-from regulab.report import plot_confusion, plot_mistakes, plot_reliability
-from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir, atomic_write
-from regulab.training import build_model
+from regulab.models import build_model
+from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir
 
 EVALUATION, CONFUSION, MISTAKES, RELIABILITY = "evaluation.json", "confusion.png", "misclassified.png", "reliability.png"
 

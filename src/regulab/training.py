@@ -23,8 +23,8 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -34,48 +34,37 @@ from torch.nn.parallel import DistributedDataParallel
 
 from regulab import data as data_lib
 from regulab.augment import BatchAugment
-from regulab.config import Config, to_toml
+from regulab.callbacks import (
+    CallbackList,
+    CheckpointSaver,
+    CurvesFigure,
+    EarlyStop,
+    EpochLine,
+    HistoryWriter,
+    MetricsWriter,
+    TrackerLog,
+    WeightsSaver,
+)
+from regulab.config import Config, default_out, to_toml
 from regulab.errors import RegulabError, TrainingStopped
 from regulab.evaluation import Scores, autocast, evaluate, per_image, predict, scores
-from regulab.models import check_model, create_model, kernel_penalty, use_model_file
+from regulab.files import atomic_write
+from regulab.models import build_model, kernel_penalty
 from regulab.optim import EMA, Lookahead, Optimizers, build_optimizer, lr_factor
 from regulab.parallel import Workers, join_workers
-from regulab.report import epoch_line, plot_curves, run_title
 from regulab.rundir import (
     BEST_WEIGHTS,
     CHECKPOINT,
     CONFIG,
     CONFIG_TOML,
-    CURVES,
     LAST_WEIGHTS,
-    METRICS,
     TEST_PREDICTIONS,
     RunDir,
-    atomic_write,
     matching_state,
 )
 from regulab.runtime import CoreShare, StopOnSignal, resolve_device, resolve_precision
 from regulab.tracking import Trackers
 from regulab.tracking import check_available as check_tracking
-
-
-def build_model(cfg: Config, classes: int = len(data_lib.CLASSES), image_size: int = data_lib.CIFAR_SIZE,
-                check_only: bool = False) -> nn.Module | None:
-    """The network `cfg` describes for the data's number of classes and image size, freshly
-    initialized (from the run's own model file, checked unchanged, where it has one).
-    `check_only` checks the model's name and options alone, before the data is known."""
-    if cfg.model_file:
-        use_model_file(cfg.model_file, cfg.model_file_sha256)
-    options = dict(batch_norm=cfg.batch_norm, dropout_blocks=cfg.dropout_blocks, dropout_head=cfg.dropout_head)
-    if check_only:
-        check_model(cfg.model, **options)
-        return None
-    return create_model(cfg.model, classes, image_size, **options)
-
-
-def default_out(cfg: Config) -> Path:
-    return Path("runs") / f"{cfg.preset}-{datetime.now():%Y%m%d-%H%M%S}"
-
 
 # ---------------------------------------------------------------------------------------------
 # The state of a run: what a checkpoint holds, written and read in this one place
@@ -209,15 +198,32 @@ class EpochSums:
                            f"lower --lr (now {cfg.lr}) and train again; {kept}")
 
 
-def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, x_train: torch.Tensor,
-                    y_train: torch.Tensor, precision: str, workers: Workers, stop: StopOnSignal, cores: CoreShare,
-                    where: Path, show_bar: bool = False, log=print) -> EpochSums:
+@dataclass
+class RunContext:
+    """What a run computes on and writes to, passed as one object instead of a dozen parameters."""
+
+    run: RunDir
+    device: torch.device
+    precision: str
+    workers: Workers
+    cores: CoreShare
+    stop: StopOnSignal
+    log: Callable
+    show_bar: bool = False
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    net: nn.Module | None = None  # the network the steps run: the plain one, or DDP's wrapper under torchrun
+    stop_training: bool = False   # a callback's request to end the run after this epoch
+    metrics: dict | None = None   # the run's results, once the test is scored
+
+
+def train_one_epoch(state: TrainState, cfg: Config, ctx: RunContext, epoch: int, x_train: torch.Tensor,
+                    y_train: torch.Tensor) -> EpochSums:
     model, optimizer, device = state.model, state.optimizer, x_train.device
     model.train()
     n_train = len(y_train)
     sums = EpochSums.zeros(device)
     batches = torch.randperm(n_train, generator=state.shuffle).to(device, non_blocking=True).split(cfg.batch_size)
-    bar = _progress_bar(len(batches), epoch, cfg.epochs) if show_bar else None
+    bar = _progress_bar(len(batches), epoch, cfg.epochs) if ctx.show_bar else None
     base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
     for step, idx in enumerate(batches, 1):
         progress = epoch - 1 + step / len(batches)
@@ -226,15 +232,15 @@ def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, 
             group["lr"] = base_lr * factor if progress <= group.get("until_epoch", math.inf) else 0.0
         xb, yb = x_train[idx], y_train[idx]
         xb, target = state.augment(xb, yb, idx, epoch) if state.augment else (xb, yb)
-        mine = workers.share(len(idx))  # every worker drew the whole batch's augmentation alike
+        mine = ctx.workers.share(len(idx))  # every worker drew the whole batch's augmentation alike
         xb, yb, target = xb[mine], yb[mine], target[mine]
-        with autocast(device, precision):
-            logits = net(xb.contiguous(memory_format=torch.channels_last)).float()
+        with autocast(device, ctx.precision):
+            logits = ctx.net(xb.contiguous(memory_format=torch.channels_last)).float()
         data_loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing, reduction="sum")
         penalty = kernel_penalty(model, cfg.l2, cfg.l1, cfg.penalty_scope)
         # The mean over the whole batch (DDP divides the summed gradients by the workers), plus
         # the penalty: what Keras minimizes and reports.
-        loss = data_loss * (workers.size / len(idx)) + penalty
+        loss = data_loss * (ctx.workers.size / len(idx)) + penalty
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -245,18 +251,18 @@ def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, 
             state.lookahead.update(model, steps_done / (cfg.epochs * len(batches)))
         sums.add(step, loss.detach(), data_loss.detach(), penalty.detach() * len(idx), logits.detach(), yb)
 
-        if step % CHECK_EVERY == 0 or step == len(batches):
-            sums.check_finite(workers, cfg, epoch, where)
+        if step % CHECK_EVERY == 0 or step == len(batches):  # the NaN guard's look at the device's sums
+            sums.check_finite(ctx.workers, cfg, epoch, ctx.run.path)
             if bar is not None:  # this worker's own samples; the penalty is everyone's
                 seen_by_all = min(step * cfg.batch_size, n_train)
                 bar.set_postfix_str(f"loss {sums.data_loss.item() / sums.seen + sums.penalty.item() / seen_by_all:.4f} "
                                     f"acc {sums.correct.item() / sums.seen:.4f}", refresh=False)
         if bar is not None:
             bar.update()
-        if stop.signal:
-            raise TrainingStopped(f"stopped by {stop.signal} in epoch {epoch}; finished epochs saved: {epoch - 1}; "
-                                  f"resume with: regulab train --resume {where}", run_dir=where)
-        cores.adjust(log)
+        if ctx.stop.signal:
+            raise TrainingStopped(f"stopped by {ctx.stop.signal} in epoch {epoch}; finished epochs saved: {epoch - 1}",
+                                  run_dir=ctx.run.path)
+        ctx.cores.adjust(ctx.log)
     if bar is not None:
         bar.close()
     if state.lookahead and epoch == cfg.epochs:
@@ -265,16 +271,16 @@ def train_one_epoch(state: TrainState, net: nn.Module, cfg: Config, epoch: int, 
     return sums
 
 
-def end_epoch(state: TrainState, cfg: Config, run: RunDir, workers: Workers, splits: data_lib.Splits, precision: str,
-              sums: EpochSums, epoch: int, trackers: Trackers | None, log=print) -> dict:
-    """The epoch's row (training sums over every worker, then validation), the best epoch so far,
-    and the checkpoint: the main worker writes them all, the others learn the row from it."""
+def epoch_row(state: TrainState, cfg: Config, ctx: RunContext, splits: data_lib.Splits, sums: EpochSums,
+              epoch: int) -> dict:
+    """The epoch's history row (training sums over every worker, then validation) and the best
+    epoch so far, chosen by the main worker; every worker leaves with the same row, appended."""
     n_train = len(splits.train[1])
-    workers.sum_(sums.data_loss, sums.correct)
+    ctx.workers.sum_(sums.data_loss, sums.correct)
     data_loss_mean, penalty_mean = sums.data_loss.item() / n_train, sums.penalty.item() / n_train
     row = {"epoch": epoch, "loss": data_loss_mean + penalty_mean, "acc": sums.correct.item() / n_train}
-    if workers.main:  # the others wait for its row and its choice of the best epoch
-        row.update(validate(state, cfg, splits, precision))
+    if ctx.workers.main:  # the others wait for its row and its choice of the best epoch
+        row.update(validate(state, cfg, splits, ctx.precision))
         row.update(data_loss=data_loss_mean, penalty=penalty_mean, lr=state.optimizer.param_groups[0]["lr"],
                    steps=math.ceil(n_train / cfg.batch_size), seconds=time.perf_counter() - sums.started,
                    train_seconds=sums.seconds, images_per_s=n_train / sums.seconds)
@@ -282,15 +288,8 @@ def end_epoch(state: TrainState, cfg: Config, run: RunDir, workers: Workers, spl
         score = epoch if row["val_acc"] is None else row["val_acc"] if cfg.monitor == "val_acc" else -row["val_loss"]
         if score > state.best_score:
             state.best_score, state.best_epoch = score, epoch
-            run.save(BEST_WEIGHTS, state.evaluated.state_dict())
-        run.save(LAST_WEIGHTS, state.evaluated.state_dict())
-    row, state.best_score, state.best_epoch = workers.from_main((row, state.best_score, state.best_epoch))
+    row, state.best_score, state.best_epoch = ctx.workers.from_main((row, state.best_score, state.best_epoch))
     state.history.append(row)
-    if workers.main:
-        state.save(run)  # the commit point: history files are derived from it
-        run.write_history(state.history)
-        trackers.epoch(row)
-        log(epoch_line(row, cfg.epochs))
     return row
 
 
@@ -319,11 +318,12 @@ def check_fits_images(cfg: Config, image_size: int) -> None:
 
 
 def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = False, resume: bool = False,
-          log=print, progress: bool | None = None) -> dict:
+          log=print, progress: bool | None = None, callbacks: list | tuple = ()) -> dict:
     """Train as `cfg` says, write the run folder, and return the final metrics.
 
     `resume` continues the run in `cfg.out` from its last checkpoint; `splits` may be given to
-    reuse data already in memory; `progress` None shows the in-epoch bar only on a terminal.
+    reuse data already in memory; `progress` None shows the in-epoch bar only on a terminal;
+    `callbacks` are called after regulab's own at the points `callbacks` names.
     """
     started_run = time.perf_counter()
     cfg.validate()
@@ -353,36 +353,36 @@ def train(cfg: Config, splits: data_lib.Splits | None = None, overwrite: bool = 
     # The main worker makes (or reopens) the folder and holds it; the others learn where.
     path = None
     if workers.main:
-        run = RunDir(cfg.out).lock() if resume else RunDir.create(cfg.out or default_out(cfg), overwrite=overwrite)
+        run = RunDir(cfg.out).lock() if resume else RunDir.create(default_out(cfg).out, overwrite=overwrite)
         path = run.path
     path = workers.from_main(path)
     run = run if workers.main else RunDir(path)
+    precision, note = resolve_precision(cfg.precision, device)
+    if note:
+        log(f"note: {note}")
+    ctx = RunContext(run, device, precision, workers, CoreShare(cfg.threads), StopOnSignal(), log,
+                     sys.stderr.isatty() if progress is None else progress, started=started_run)
     try:
-        return _train_in(run, cfg, model, splits, device, workers, checkpoint, init_weights, resume, log, progress,
-                         started_run)
+        return _train_in(ctx, cfg, model, splits, checkpoint, init_weights, callbacks)
     finally:
         run.unlock()  # now, not when the interpreter gets round to it: a notebook may resume this run next
 
 
-def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Splits, device: torch.device,
-              workers: Workers, checkpoint: dict | None, init_weights: dict | None, resume: bool, log,
-              progress: bool | None, started_run: float) -> dict:
+def _train_in(ctx: RunContext, cfg: Config, model: nn.Module, splits: data_lib.Splits, checkpoint: dict | None,
+              init_weights: dict | None, user_callbacks: list | tuple) -> dict:
     """The run itself, in the folder `train` holds: set up, the epochs, the test."""
     torch.use_deterministic_algorithms(cfg.deterministic)
     # Denormal floats (tiny Adam second moments, decaying activations) are ~100x slower on x86
     # and sap throughput as training goes on; TensorFlow flushes them to zero by default too.
     torch.set_flush_denormal(True)
-    precision, note = resolve_precision(cfg.precision, device)
-    if note:
-        log(f"note: {note}")
-
-    x_train, y_train = (t.to(device) for t in splits.train)
+    run, workers, log = ctx.run, ctx.workers, ctx.log
+    x_train, y_train = (t.to(ctx.device) for t in splits.train)
     if init_weights is not None:
         model.load_state_dict(init_weights)
         log(f"starting from the weights of {cfg.init_from} ({BEST_WEIGHTS})")
     state = TrainState.start(cfg, model, x_train, len(splits.classes))
     # Under torchrun, DDP averages the workers' gradients; `state.model` stays the plain network.
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+    ctx.net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
         if workers.size > 1 else model
     if checkpoint is not None:
         state.restore(checkpoint, run.path / CHECKPOINT)
@@ -392,16 +392,15 @@ def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Split
     elif workers.main:
         run.write_json(CONFIG, {**vars(cfg), "out": str(run.path)})
         atomic_write(run.path / CONFIG_TOML, to_toml(cfg).encode())
-    trackers = Trackers(cfg, run, resume) if workers.main else None
-    cores = CoreShare(cfg.threads)
+    trackers = Trackers(cfg, run, checkpoint is not None) if workers.main else None
+    callbacks = CallbackList(_callbacks(ctx, state, cfg, trackers) + list(user_callbacks) if workers.main else [])
     n_train = len(y_train)
 
-    show_bar = sys.stderr.isatty() if progress is None else progress
     resumed_after = len(state.history)
-    with cores, _closing_on_failure(trackers):
-        cores.adjust(log)
+    with ctx.cores, ctx.stop, _closing_on_failure(trackers):
+        ctx.cores.adjust(log)
         log(f"data: {splits.source}: {n_train:,} train, {len(splits.val[1]) if splits.val else 0:,} validation, "
-            f"{len(splits.test[1]):,} test; {device.type} {precision}, {torch.get_num_threads()} threads; "
+            f"{len(splits.test[1]):,} test; {ctx.device.type} {ctx.precision}, {torch.get_num_threads()} threads; "
             f"run folder {run.path}")
         if workers.size > 1:
             log(f"data-parallel: {workers.size} workers ({dist.get_backend()}), each {cfg.batch_size // workers.size} "
@@ -411,14 +410,15 @@ def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Split
         if splits.val is None:
             log(f"training on all {n_train:,} training images with no validation set; the {len(splits.test[1]):,} "
                 "test images are used once, after training, and choose nothing")
-        with StopOnSignal() as stop:
-            for epoch in range(len(state.history) + 1, cfg.epochs + 1):
-                if cfg.early_stop and epoch - state.best_epoch > cfg.early_stop:
-                    log(f"early stop: no better {cfg.monitor} for {cfg.early_stop} epochs; best epoch {state.best_epoch} is kept")
-                    break
-                sums = train_one_epoch(state, net, cfg, epoch, x_train, y_train, precision, workers, stop, cores, run.path,
-                                       show_bar, log)
-                end_epoch(state, cfg, run, workers, splits, precision, sums, epoch, trackers, log)
+        callbacks.on_train_begin({})
+        ctx.stop_training = workers.from_main(ctx.stop_training)  # an early stop that a resume finds already due
+        for epoch in range(len(state.history) + 1, cfg.epochs + 1):
+            if ctx.stop_training:
+                break
+            sums = train_one_epoch(state, cfg, ctx, epoch, x_train, y_train)
+            row = epoch_row(state, cfg, ctx, splits, sums, epoch)
+            callbacks.on_epoch_end(epoch, row)
+            ctx.stop_training = workers.from_main(ctx.stop_training)
         if state.lookahead and len(state.history) < cfg.epochs:  # an early stop ends on the slow weights too
             state.lookahead.finish(state.model)
             if workers.main:
@@ -429,25 +429,37 @@ def _train_in(run: RunDir, cfg: Config, model: nn.Module, splits: data_lib.Split
         this_session = state.history[resumed_after:]  # a resumed run's earlier epochs ran in an earlier process
         metrics = _test(state, cfg, splits, run, log)
         metrics.update(
-            precision=precision, device=device.type, threads=torch.get_num_threads(), data=splits.source,
+            precision=ctx.precision, device=ctx.device.type, threads=torch.get_num_threads(), data=splits.source,
             train_size=n_train, val_size=len(splits.val[1]) if splits.val else 0, test_size=len(splits.test[1]),
             epochs=cfg.epochs, seconds=sum(r["seconds"] for r in state.history),  # every epoch's, all sessions
             # This session's wall time, from the call to the metrics, and its parts: training, and
             # evaluation (its validations and the test).
-            wall_seconds=time.perf_counter() - started_run,
+            wall_seconds=time.perf_counter() - ctx.started,
             train_seconds=sum(r["train_seconds"] for r in this_session),
             eval_seconds=sum(r["seconds"] - r["train_seconds"] for r in this_session) + metrics.pop("test_seconds"),
             median_images_per_s=statistics.median(r["images_per_s"] for r in state.history),
             peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+            peak_gpu_memory_mb=torch.cuda.max_memory_allocated(ctx.device) / 2**20 if ctx.device.type == "cuda" else None,
             normalization={"mean": splits.mean, "std": splits.std, "scale": "0-255"},
             classes=list(splits.classes), image_size=splits.image_size)
-        plot_curves(state.history, run.path / CURVES, title=run_title(vars(cfg)))
-        run.write_json(METRICS, metrics)  # written last: its presence marks the run finished
-        trackers.finish(metrics, [run.path / CURVES, run.path / METRICS, run.path / CONFIG_TOML])
+        ctx.metrics = metrics
+        callbacks.on_train_end({**state.history[-1], **metrics})
     log(f"wall time {metrics['wall_seconds']:.0f} s: training {metrics['train_seconds']:.0f} s, "
         f"evaluation {metrics['eval_seconds']:.0f} s; outputs in {run.path}")
     return metrics
+
+
+def _callbacks(ctx: RunContext, state: TrainState, cfg: Config, trackers: Trackers) -> list:
+    """regulab's own jobs around the epochs, in the order they must run (see `callbacks`)."""
+    # After an epoch: weights, the checkpoint (the commit point), the history derived from it, the
+    # trackers, the line. At the end: the figure, metrics.json (the run is finished once it
+    # exists), then the trackers, which upload both.
+    jobs = [WeightsSaver(ctx, state), CheckpointSaver(ctx, state), HistoryWriter(ctx, state),
+            CurvesFigure(ctx, state, vars(cfg)), MetricsWriter(ctx), TrackerLog(trackers, ctx.run),
+            EpochLine(cfg.epochs, ctx.log)]
+    if cfg.early_stop:
+        jobs.append(EarlyStop(ctx, state, cfg.early_stop, cfg.monitor, cfg.epochs))
+    return jobs
 
 
 def _test(state: TrainState, cfg: Config, splits: data_lib.Splits, run: RunDir, log) -> dict:

@@ -1,7 +1,8 @@
 import numpy as np
 from PIL import Image
 
-from regulab.report import epoch_line, plot_curves
+from regulab.callbacks import epoch_line
+from regulab.figures import plot_curves
 
 ROW = {"epoch": 3, "loss": 1.4717, "acc": 0.6112, "val_loss": 1.4253, "val_acc": 0.6213, "data_loss": 1.1,
        "penalty": 0.37, "val_data_loss": 1.05, "seconds": 27.04, "images_per_s": 1402.6}

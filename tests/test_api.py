@@ -97,6 +97,7 @@ def regulab_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "regulab", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_a_model_from_a_file_through_train_evaluate_export_and_resume(quick_args, tmp_path):
     models = tmp_path / "my_models.py"
     models.write_text(MODEL_FILE)
@@ -141,6 +142,7 @@ def test_a_model_registered_in_this_process_trains_in_compare(quick, tmp_path, c
     assert study.runs("seed-noreg")[0].config["model"] == "here-net"
 
 
+@pytest.mark.slow
 def test_the_seed_notebook_runs(cifar_sample, tmp_path):
     nbclient = pytest.importorskip("nbclient", reason="install regulab[test] to run the notebook")
     import nbformat

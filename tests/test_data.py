@@ -288,6 +288,7 @@ def cifar100_archive(path, corrupt_meta=False):
     return path
 
 
+@pytest.mark.slow
 def test_cifar100_fine_and_coarse_labels_with_their_names(tmp_path):
     archive = cifar100_archive(tmp_path / "cifar-100-python.tar.gz")
     fine = data_lib.load_data(archive)

@@ -22,6 +22,9 @@ def run_args(cifar_sample):
     return ["--preset", "seed", "--data", str(cifar_sample), "--epochs", "2", "--batch-size", "105", "--precision", "fp32"]
 
 
+pytestmark = pytest.mark.slow  # torchrun and Ray start processes
+
+
 def test_torchrun_two_processes_match_one(run_args, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, "-m", "regulab", "train", *run_args, "--threads", "1",

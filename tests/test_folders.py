@@ -171,6 +171,7 @@ def mini_as_folder(root):
     return root
 
 
+@pytest.mark.slow
 def test_the_bundled_subset_as_a_folder_is_the_same_data_and_the_same_run(tmp_path):
     folder = mini_as_folder(tmp_path / "mini")
     mini, from_folder = data_lib.load_mini(), data_lib.load_data(folder)

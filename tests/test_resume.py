@@ -71,6 +71,7 @@ def test_same_seed_gives_bit_identical_runs(uninterrupted, args, tmp_path):
     assert_same_run(uninterrupted, tmp_path / "again")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, args, tmp_path):
     out = tmp_path / "killed"
     proc = start(*args, "--out", str(out))
@@ -93,6 +94,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, args, tmp
     assert metrics["seconds"] == pytest.approx(sum(r["seconds"] for r in history))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_and_prints_the_resume_command(signum, args, tmp_path):
     out = tmp_path / "stopped"
@@ -186,6 +188,7 @@ def test_resume_refuses_what_it_cannot_do(uninterrupted, tmp_path, capsys):
     assert "config.json is unreadable" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_scheduled_run_resumes_on_its_schedule(args, tmp_path):
     """The learning rate after a resume follows the run's schedule from the config's base rate,
     not from the last scheduled rate the optimizer held."""

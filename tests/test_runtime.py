@@ -106,6 +106,7 @@ def test_adjust_resizes_the_thread_pool_when_a_training_arrives(tmp_path, monkey
         torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_two_trainings_started_together_split_the_cores(quick, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "regulab", "train", *quick, "--epochs", "3",
                                "--out", str(tmp_path / f"r{i}")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -33,6 +33,7 @@ def l2_sweep(tmp_path_factory, quick):
     return top
 
 
+@pytest.mark.slow
 def test_sweep_trains_every_value_and_seed_on_the_same_split(l2_sweep):
     manifest, runs = load_study(l2_sweep / "l2")
     assert [g["label"] for g in manifest["groups"]] == ["l2=0", "l2=0.001", "l2=0.01"]
@@ -47,6 +48,7 @@ def test_sweep_trains_every_value_and_seed_on_the_same_split(l2_sweep):
     assert by[("l2=0", 0)]["history"][0]["penalty"] == 0 < by[("l2=0.01", 0)]["history"][0]["penalty"]
 
 
+@pytest.mark.slow
 def test_the_same_training_under_another_name_is_not_run_again(l2_sweep, quick, capsys):
     """The seed preset is seed-noreg with l2=1e-3: compare finds it in the shared pool."""
     capsys.readouterr()
@@ -59,6 +61,7 @@ def test_the_same_training_under_another_name_is_not_run_again(l2_sweep, quick, 
     assert len(list((l2_sweep / "runs").iterdir())) == 6
 
 
+@pytest.mark.slow
 def test_more_seeds_adds_only_the_new_ones_and_changed_settings_are_refused(l2_sweep, quick, capsys):
     folder = l2_sweep / "grow"
     args = ["compare", "seed-noreg", "--out", str(folder), "--runs-dir", str(l2_sweep / "runs"), *quick]
@@ -70,6 +73,7 @@ def test_more_seeds_adds_only_the_new_ones_and_changed_settings_are_refused(l2_s
     assert len(err.splitlines()) == 1 and "holds a sweep with other settings" in err and "--epochs 2" in err
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_is_resumed(l2_sweep, quick, capsys):
     manifest, _ = load_study(l2_sweep / "l2")
     run = l2_sweep / "runs" / manifest["groups"][2]["runs"]["1"]
@@ -81,6 +85,7 @@ def test_an_interrupted_run_is_resumed(l2_sweep, quick, capsys):
     assert "resuming after epoch 2 of 2" in (run / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_report_tables_carry_n_intervals_and_paired_differences(l2_sweep):
     report = write_report(l2_sweep / "l2")
     md = (l2_sweep / "l2" / "summary.md").read_text()
@@ -252,6 +257,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.slow
 def test_report_renders_in_a_browser(l2_sweep, tmp_path):
     report = write_report(l2_sweep / "l2")
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

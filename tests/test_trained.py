@@ -55,6 +55,7 @@ def test_evaluate_counts_and_per_class_scores(run, cifar_sample):
         assert grid.size[0] > 800  # 8 images a row
 
 
+@pytest.mark.slow
 def test_evaluate_command_prints_the_table(run):
     result = regulab("evaluate", str(run))
     assert result.returncode == 0, result.stderr
@@ -87,6 +88,7 @@ def test_predict_uses_the_runs_normalization_and_reads_folders(run, cifar_sample
     assert read_image(folder / "wide.jpg", 32).shape == (3, 32, 32)
 
 
+@pytest.mark.slow
 def test_predict_command_json_and_bad_images(run, cifar_sample, tmp_path):
     folder = _write_images(tmp_path / "images", data_lib.load_data(cifar_sample))
     result = regulab("predict", str(run), str(folder / "img0.png"), str(folder / "wide.jpg"), "--json", "--top", "2")
@@ -111,6 +113,7 @@ def test_unfinished_run_is_refused(run, tmp_path):
         TrainedRun.load(tmp_path / "half")
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_pytorch_on_real_images(run, cifar_sample, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime", reason="install regulab[onnx] to test the export")
     result = regulab("export", str(run), "--format", "onnx", "--out", str(tmp_path / "net.onnx"))
@@ -154,6 +157,7 @@ def colour_run(tmp_path_factory):
     return out, root
 
 
+@pytest.mark.slow
 def test_a_folder_runs_classes_and_size_reach_evaluate_predict_and_export(colour_run, tmp_path):
     run, root = colour_run
     metrics = json.loads((run / "metrics.json").read_text())
@@ -180,6 +184,7 @@ def test_evaluating_on_data_with_other_classes_is_refused(colour_run):
         evaluate_run(run, data="cifar10-mini")
 
 
+@pytest.mark.slow
 def test_regulab_data_reports_counts_sizes_duplicates_and_draws_samples(tmp_path):
     from tests.conftest import colour_folder, write
 

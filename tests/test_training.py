@@ -76,6 +76,7 @@ def sample_splits(cifar_sample):
     return data_lib.prepare(data_lib.load_data(cifar_sample))
 
 
+@pytest.mark.slow
 def test_short_run_learns_and_writes_its_folder(tmp_path):
     lines = []
     cfg = make_config("seed", epochs=3, train_fraction=0.5, out=str(tmp_path / "run"), data="cifar10-mini")
@@ -288,6 +289,7 @@ def test_tta_averages_mirror_and_one_pixel_shifts():
     assert acc == (logits.argmax(1) == y).float().mean().item()
 
 
+@pytest.mark.slow
 def test_fast_preset_short_run_on_mini(monkeypatch, tmp_path):
     monkeypatch.setattr(runtime, "native_bf16", lambda device: False)  # as on a CPU without bf16: it says so
     lines = []
@@ -309,6 +311,7 @@ def test_fast_preset_short_run_on_mini(monkeypatch, tmp_path):
     assert torch.equal(weights["whiten.weight"], whitening_weights(images)[0])
 
 
+@pytest.mark.slow
 def test_the_whitening_bias_learns_for_its_epochs_then_holds_still(tmp_path):
     cfg = make_config("fast", data="cifar10-mini", epochs=3, whiten_bias_epochs=1, batch_size=100, train_fraction=0.1)
     splits = data_lib.prepare(data_lib.load_mini(), 0.0, cfg.split_seed, cfg.train_fraction)

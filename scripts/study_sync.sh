@@ -19,7 +19,8 @@ while :; do
       mkdir -p "docs/study/$name"
       linked=""
       for copy in "runs/$key" gpu/cpu-crosscheck; do  # the first study's own files of this run, if any
-        [ "$name" != runs ] && cmp -s "$run/metrics.json" "docs/study/$copy/metrics.json" && linked="../$copy" && break
+        [ "$name" != runs ] && cmp -s "$run/metrics.json" "docs/study/$copy/metrics.json" \
+          && cmp -s "$run/config.json" "docs/study/$copy/config.json" && linked="../$copy" && break
       done
       if [ -n "$linked" ]; then
         ln -s "$linked" "$target"

@@ -158,3 +158,84 @@ def test_the_seed_notebook_runs(cifar_sample, tmp_path):
     images = sum(1 for cell in notebook.cells for out in cell.get("outputs", []) if "image/png" in out.get("data", {}))
     assert images >= 3  # the seed's curves, the L2 sweep, the user's network
     assert (tmp_path / "runs" / "notebook" / "l2" / "report.html").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook idioms: arrays as Keras gives them, callbacks with Keras's names, the trained model
+
+def keras_like(n_train: int = 300, n_test: int = 100):
+    """The bundled subset as keras.datasets.cifar10.load_data() gives CIFAR: NHWC uint8, labels (N, 1)."""
+    from regulab import data as data_lib
+
+    mini = data_lib.load_mini()
+    return (mini.x_train[:n_train].transpose(0, 2, 3, 1), mini.y_train[:n_train, None].astype(np.uint8),
+            mini.x_test[:n_test].transpose(0, 2, 3, 1), mini.y_test[:n_test, None].astype(np.uint8))
+
+
+def test_arrays_are_split_and_normalized_by_the_same_rules_as_a_folder():
+    from regulab import data as data_lib
+
+    x, y, x_test, y_test = keras_like()
+    raw = data_lib.from_arrays(x, y, x_test, y_test)
+    assert raw.x_train.shape == (300, 3, 32, 32) and np.array_equal(raw.x_train, x.transpose(0, 3, 1, 2))
+    assert raw.classes == data_lib.CLASSES and raw.y_train.dtype == np.int64 and raw.y_train.shape == (300,)
+    splits = data_lib.prepare(raw, 0.3, 777)
+    train_idx, val_idx = data_lib.split_indices(300, 0.3, 777)  # the seed's train_test_split
+    assert np.array_equal(splits.val[1].numpy(), y[val_idx, 0]) and len(splits.train[1]) == len(train_idx)
+    assert splits.mean == data_lib.channel_stats(raw.x_train)[0]  # over all the training images, as for CIFAR
+    held = data_lib.from_arrays(x, y)  # no test arrays: a stratified 20% of each class, as for a folder
+    assert len(held.y_test) == 60 and np.bincount(held.y_test).tolist() == np.bincount(y[:, 0]).clip(max=None).__floordiv__(5).tolist()
+    assert "held out 20% of each class" in held.notes[0]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: (a[0].astype(np.float32) / 255, *a[1:]), "is float32; pass uint8 images"),
+    (lambda a: (a[0][..., :1], *a[1:]), "pass colour images as (N, H, W, 3) or (N, 3, H, W)"),
+    (lambda a: (a[0], a[1][:-1], *a[2:]), "pass 300 integer class indices"),
+    (lambda a: (a[0], np.where(a[1] == 9, 8, a[1]), *a[2:]), "class truck has no training images"),
+])
+def test_bad_arrays_are_one_line_naming_the_fix(change, message, tmp_path):
+    with pytest.raises(regulab.RegulabError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        regulab.train("seed", data=change(keras_like()), epochs=1, out=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+class Recorder:
+    """A user's callback as Keras users write them: some of the three methods, no base class."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("begin", dict(logs)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch", epoch, dict(logs)))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("end", dict(logs)))
+
+
+class OnlyEpochs:
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.epochs.append(epoch)
+
+
+def test_arrays_train_end_to_end_with_user_callbacks_and_give_the_model(tmp_path):
+    recorder, epochs_only = Recorder(), OnlyEpochs()
+    run = regulab.train("seed", data=keras_like(), epochs=2, precision="fp32", out=str(tmp_path / "r"),
+                        callbacks=[recorder, epochs_only])
+    assert run.config["data"] == "<arrays>" and run.metrics["train_size"] == 210 and run.metrics["test_size"] == 100
+    kinds = [c[0] for c in recorder.calls]
+    assert kinds == ["begin", "epoch", "epoch", "end"] and epochs_only.epochs == [1, 2]
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert [c[2] for c in recorder.calls if c[0] == "epoch"] == history  # logs: the history rows, as written
+    assert recorder.calls[-1][1]["test_acc"] == run.metrics["test_acc"] and recorder.calls[-1][1]["epoch"] == 2
+    model = run.model  # the trained network, eval mode, the best epoch's weights
+    best = __import__("torch").load(tmp_path / "r" / "best.pt", weights_only=True)
+    assert not model.training and all((model.state_dict()[k] == v).all() for k, v in best.items())
+    with pytest.raises(regulab.RegulabError, match="trained on arrays given in Python; pass the data again"):
+        run.evaluate()

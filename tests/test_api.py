@@ -167,9 +167,10 @@ def keras_like(n_train: int = 300, n_test: int = 100):
     """The bundled subset as keras.datasets.cifar10.load_data() gives CIFAR: NHWC uint8, labels (N, 1)."""
     from regulab import data as data_lib
 
-    mini = data_lib.load_mini()
-    return (mini.x_train[:n_train].transpose(0, 2, 3, 1), mini.y_train[:n_train, None].astype(np.uint8),
-            mini.x_test[:n_test].transpose(0, 2, 3, 1), mini.y_test[:n_test, None].astype(np.uint8))
+    mini = data_lib.load_mini()  # ordered by class: take every k-th image for all ten
+    train, test = slice(None, None, len(mini.y_train) // n_train), slice(None, None, len(mini.y_test) // n_test)
+    return (mini.x_train[train][:n_train].transpose(0, 2, 3, 1), mini.y_train[train][:n_train, None].astype(np.uint8),
+            mini.x_test[test][:n_test].transpose(0, 2, 3, 1), mini.y_test[test][:n_test, None].astype(np.uint8))
 
 
 def test_arrays_are_split_and_normalized_by_the_same_rules_as_a_folder():
@@ -184,7 +185,9 @@ def test_arrays_are_split_and_normalized_by_the_same_rules_as_a_folder():
     assert np.array_equal(splits.val[1].numpy(), y[val_idx, 0]) and len(splits.train[1]) == len(train_idx)
     assert splits.mean == data_lib.channel_stats(raw.x_train)[0]  # over all the training images, as for CIFAR
     held = data_lib.from_arrays(x, y)  # no test arrays: a stratified 20% of each class, as for a folder
-    assert len(held.y_test) == 60 and np.bincount(held.y_test).tolist() == np.bincount(y[:, 0]).clip(max=None).__floordiv__(5).tolist()
+    in_test = np.zeros(300, bool)
+    in_test[data_lib.stratified_subset(y[:, 0], 0.2, 777)] = True  # the folder's rule, drawn by the split seed
+    assert np.array_equal(held.y_test, y[in_test, 0]) and np.array_equal(held.x_train, raw.x_train[~in_test])
     assert "held out 20% of each class" in held.notes[0]
 
 

@@ -35,9 +35,17 @@ class Measure(NamedTuple):
 
 MEASURES = (Measure("best_val_acc", "best val acc", True, 0, 1), Measure("test_acc", "test acc", True, 0, 1),
             Measure("gap", "gap (train - val acc)", False, -1, 1), Measure("test_ece", "test ECE", False, 0, 1),
-            Measure("test_loss", "test NLL", False, 0, math.inf))
+            Measure("test_loss", "test NLL", False, 0, math.inf),
+            # Only where some run trained with label noise: the share of its wrong labels it learned.
+            Measure("memorized", "memorized share", False, 0, 1))
+OPTIONAL = {"memorized"}
 KEYS = [m.key for m in MEASURES]
 CORRECTIONS = ("holm", "none")
+
+
+def shown(rows: list[dict]) -> list[Measure]:
+    """The measures a table gives: every one, less an optional one that no run has."""
+    return [m for m in MEASURES if m.key not in OPTIONAL or any(r[m.key]["n"] for r in rows)]
 
 
 def measure(key: str) -> Measure:

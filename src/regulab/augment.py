@@ -87,6 +87,117 @@ def cutmix(x: torch.Tensor, target: torch.Tensor, alpha: float, generator: torch
     return torch.where(box, x[partner], x), (1 - pasted) * target + pasted * target[partner]
 
 
+# ---------------------------------------------------------------------------------------------
+# TrivialAugment (Müller & Hutter, "TrivialAugment: Tuning-free Yet State-of-the-Art Data
+# Augmentation", ICCV 2021), its wide ranges as torchvision's TrivialAugmentWide: each image gets
+# one operation, chosen uniformly, at a strength chosen uniformly among 31 steps from 0 to the
+# operation's largest. Done on whole batches in pixel space ([0, 1]); one pass per operation over
+# the images that drew it, never a loop over images.
+
+TRIVIAL_STEPS = 31
+# name: the largest strength (a signed one is mirrored at random); the unit is the operation's own.
+TRIVIAL_OPS = {
+    "identity": 0.0,
+    "shear_x": 0.99, "shear_y": 0.99,           # shear factor
+    "translate_x": 32.0, "translate_y": 32.0,   # pixels
+    "rotate": 135.0,                            # degrees
+    "brightness": 0.99, "color": 0.99, "contrast": 0.99, "sharpness": 0.99,  # blend factor 1 +- strength
+    "posterize": 6.0,                           # bits dropped of 8: 8 - round(strength) kept
+    "solarize": 1.0,                            # threshold 1 - strength: pixels at or above it are inverted
+    "autocontrast": 0.0, "equalize": 0.0,
+}
+SIGNED = {"shear_x", "shear_y", "translate_x", "translate_y", "rotate", "brightness", "color", "contrast", "sharpness"}
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """b + factor * (a - b), clipped to [0, 1]: factor 1 is `a` itself, 0 is `b` (PIL's ImageEnhance)."""
+    return (b + factor.view(-1, 1, 1, 1) * (a - b)).clamp(0, 1)
+
+
+def _affine(x: torch.Tensor, op: str, strength: torch.Tensor) -> torch.Tensor:
+    """Shear, translate or rotate about the image's centre; what comes in from outside is black."""
+    n, _, h, w = x.shape
+    theta = torch.zeros(n, 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    if op == "shear_x":
+        theta[:, 0, 1] = strength
+    elif op == "shear_y":
+        theta[:, 1, 0] = strength
+    elif op == "translate_x":
+        theta[:, 0, 2] = -2 * strength / w  # content moves right by `strength` pixels
+    elif op == "translate_y":
+        theta[:, 1, 2] = -2 * strength / h
+    else:  # rotate, counter-clockwise as PIL's
+        angle = torch.deg2rad(strength)
+        theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle), -torch.sin(angle)
+        theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle), torch.cos(angle)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _equalize(x: torch.Tensor) -> torch.Tensor:
+    """Histogram equalization of each channel of each image over 256 levels."""
+    n, c, h, w = x.shape
+    levels = (x * 255).round().long().view(n * c, h * w)
+    hist = torch.zeros(n * c, 256, device=x.device).scatter_add_(1, levels, torch.ones_like(levels, dtype=torch.float))
+    cdf = hist.cumsum(1)
+    lowest = torch.where(hist > 0, cdf, torch.full_like(cdf, float(h * w))).min(1, keepdim=True).values
+    lut = ((cdf - lowest) / (h * w - lowest).clamp(min=1) * 255).round().clamp(0, 255)
+    flat = (hist > 0).sum(1, keepdim=True) <= 1  # one level only: left as it is
+    out = torch.where(flat, levels.float(), lut.gather(1, levels))
+    return (out / 255).view(n, c, h, w)
+
+
+def trivial_op(x: torch.Tensor, op: str, strength: torch.Tensor) -> torch.Tensor:
+    """One TrivialAugment operation on a batch in [0, 1], with a strength per image (signed where
+    the operation has a direction)."""
+    if op in ("shear_x", "shear_y", "translate_x", "translate_y", "rotate"):
+        return _affine(x, op, strength)
+    if op == "brightness":
+        return _blend(x, torch.zeros_like(x), 1 + strength)
+    if op == "color":
+        return _blend(x, _gray(x).expand_as(x), 1 + strength)
+    if op == "contrast":
+        return _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True).expand_as(x), 1 + strength)
+    if op == "sharpness":  # against PIL's smoothing filter, the border kept as it is
+        kernel = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device) / 13
+        smooth = torch.nn.functional.conv2d(x, kernel.expand(x.shape[1], 1, 3, 3).contiguous(), groups=x.shape[1])
+        blurred = x.clone()
+        blurred[..., 1:-1, 1:-1] = smooth
+        return _blend(x, blurred, 1 + strength)
+    if op == "posterize":
+        kept = (8 - strength.round()).long().view(-1, 1, 1, 1)
+        mask = (0xFF << (8 - kept)) & 0xFF
+        return ((x * 255).round().long() & mask).float() / 255
+    if op == "solarize":
+        return torch.where(x >= (1 - strength).view(-1, 1, 1, 1), 1 - x, x)
+    if op == "autocontrast":
+        low, high = x.amin(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)
+        return torch.where(high > low, (x - low) / (high - low).clamp(min=1e-12), x)
+    if op == "equalize":
+        return _equalize(x)
+    return x  # identity
+
+
+def trivial_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """TrivialAugment on a batch in [0, 1]: one random operation at a random strength per image."""
+    names = list(TRIVIAL_OPS)
+    n, device = len(x), x.device
+    chosen = _uniform_ints(len(names), n, generator)
+    step = _uniform_ints(TRIVIAL_STEPS, n, generator).float() / (TRIVIAL_STEPS - 1)
+    sign = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -1.0, 1.0)
+    out = x.clone()
+    for i, name in enumerate(names):
+        picked = chosen == i  # a mask on the device: no count is read back to the host
+        strength = step * TRIVIAL_OPS[name] * (sign if name in SIGNED else 1.0)
+        out = torch.where(picked.view(-1, 1, 1, 1), trivial_op(x, name, strength), out)
+    return out
+
+
 class BatchAugment:
     """The run's augmentation: the chosen ops in a fixed order, then mixup or cutmix.
 
@@ -97,8 +208,12 @@ class BatchAugment:
     """
 
     def __init__(self, ops: str = "", crop_pad: int = 4, cutout_size: int = 8, mixup_alpha: float = 0.0,
-                 cutmix_alpha: float = 0.0, num_classes: int = 10, seed: int = 0, device: str | torch.device = "cpu"):
-        self.ops = [op for op in ("crop", "translate", "flip", "altflip", "cutout") if op in ops.split(",")]
+                 cutmix_alpha: float = 0.0, num_classes: int = 10, seed: int = 0, device: str | torch.device = "cpu",
+                 mean: tuple[float, ...] = (0.0, 0.0, 0.0), std: tuple[float, ...] = (255.0, 255.0, 255.0)):
+        self.ops = [op for op in ("trivial", "crop", "translate", "flip", "altflip", "cutout") if op in ops.split(",")]
+        # TrivialAugment works on pixels: the data's normalization (0-255 scale), to undo and redo it.
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) / 255
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) / 255
         self.seed = seed
         self.crop_pad, self.cutout_size = crop_pad, cutout_size
         self.mixup_alpha, self.cutmix_alpha, self.num_classes = mixup_alpha, cutmix_alpha, num_classes
@@ -112,6 +227,9 @@ class BatchAugment:
                  epoch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented images, and targets: class indices, or probability rows once mixed.
         `indices` (the images' places in the training set) and `epoch` drive alternating flips."""
+        if "trivial" in self.ops:
+            pixels = (x.float() * self.std + self.mean).clamp(0, 1)
+            x = ((trivial_augment(pixels, self.generator) - self.mean) / self.std).to(x.dtype)
         if "crop" in self.ops:
             x = random_crop(x, self.crop_pad, self.generator)
         if "translate" in self.ops:

@@ -17,8 +17,8 @@ The NaN guard stays in the step loop, at the loop's one look at the device's sum
 
 from __future__ import annotations
 
-from regulab.figures import plot_curves, run_title
-from regulab.rundir import BEST_WEIGHTS, CONFIG_TOML, CURVES, LAST_WEIGHTS, METRICS
+from regulab.figures import plot_curves, plot_weights, run_title
+from regulab.rundir import BEST_WEIGHTS, CONFIG_TOML, CURVES, LAST_WEIGHTS, METRICS, WEIGHTS_FIGURE
 
 
 def epoch_line(row: dict, epochs: int) -> str:
@@ -142,13 +142,14 @@ class EarlyStop(Callback):
 
 
 class CurvesFigure(Callback):
-    """curves.png, the seed's two panels, when the run ends."""
+    """curves.png, the seed's two panels, and weights.png, the kernels' norms, when the run ends."""
 
     def __init__(self, ctx, state, config: dict):
         self.run, self.state, self.title = ctx.run, state, run_title(config)
 
     def on_train_end(self, logs=None):
         plot_curves(self.state.history, self.run.path / CURVES, title=self.title)
+        plot_weights(self.state.history, self.run.path / WEIGHTS_FIGURE, title=self.title)
 
 
 class MetricsWriter(Callback):

@@ -42,6 +42,9 @@ class Config:
     split_by_seed: bool = setting(False, "each seed draws its own train/validation split (seed k: split k, in place of "
                                   "--split-seed), so a study over seeds varies which images train and validate too "
                                   "(Bouthillier et al. 2021); the test set stays fixed")
+    label_noise: float = setting(0.0, "share of the training labels replaced by a wrong class (symmetric), drawn once "
+                                 "from the split seed: the same images and wrong labels for every preset and seed, "
+                                 "nested across shares (0.2's inside 0.4's); validation and test labels stay clean")
     train_fraction: float = setting(1.0, "train on this stratified share of the training split, the same images for "
                                     "every run with the same split seed (0.1 lies inside 0.25); validation and test unchanged")
     # -- model
@@ -67,7 +70,8 @@ class Config:
     penalty_scope: str = setting("seed", "which kernels the penalties cover: seed (the four the notebook marks) or all")
     # -- data augmentation, on whole batches
     augment: str = setting("", "comma list of crop (pad with zeros, cut back at random), translate (the same with "
-                           "mirrored edges), flip, altflip (flip on alternate epochs), cutout; empty is off")
+                           "mirrored edges), flip, altflip (flip on alternate epochs), cutout, trivial (TrivialAugment: "
+                           "one random operation at a random strength per image, first); empty is off")
     crop_pad: int = setting(4, "crop and translate: pixels of padding on each side before cutting 32x32 back")
     cutout_size: int = setting(8, "cutout: side of the zeroed square (DeVries & Taylor use 8-16 on CIFAR)")
     mixup: float = setting(0.0, "mixup: alpha of the Beta(alpha, alpha) mixing weight; 0 is off")
@@ -95,6 +99,11 @@ class Config:
     decay_to: float = setting(0.0, "the fraction of lr that onecycle and cosine end at")
     step_epochs: int = setting(10, "step schedule: multiply lr by --step-gamma every this many epochs")
     step_gamma: float = setting(0.1, "step schedule: the factor applied every --step-epochs")
+    sam: float = setting(0.0, "sharpness-aware minimization's radius rho (0 is off): each step takes its gradient at "
+                         "the weights moved rho along the normalized gradient, around whichever optimizer is chosen; "
+                         "two passes a step (Foret et al. 2021)")
+    sam_adaptive: bool = setting(False, "adaptive SAM: the step up scaled by each weight's size (Kwon et al. 2021); "
+                                 "rho is then larger, 0.5 to 2")
     ema: float = setting(0.0, "decay of an exponential moving average of the weights, which is then evaluated and "
                          "saved instead; 0 is off")
     lookahead: int = setting(0, "every this many steps, pull a slow copy of the weights toward the trained ones and "
@@ -133,6 +142,9 @@ class Config:
         need(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), not {self.val_fraction}")
         need(8 <= self.image_size <= 512, f"--image-size must be between 8 and 512 pixels, not {self.image_size}")
         need(0 < self.test_fraction < 1, f"--test-fraction must be in (0, 1), not {self.test_fraction}")
+        need(self.sam >= 0, f"--sam takes a radius rho >= 0 (0 is off), not {self.sam}")
+        need(self.sam or not self.sam_adaptive, "--sam-adaptive needs --sam RHO")
+        need(0 <= self.label_noise < 1, f"--label-noise must be in [0, 1), not {self.label_noise}")
         need(0 < self.train_fraction <= 1, f"--train-fraction must be in (0, 1], not {self.train_fraction}")
         need(self.threads >= 0, f"--threads must be 0 (default) or more, not {self.threads}")
         need(self.l1 >= 0 and self.weight_decay >= 0, "--l1 and --weight-decay must be zero or positive")
@@ -177,7 +189,7 @@ CHOICES = {
     "penalty_scope": ("seed", "all"),
     "labels": ("fine", "coarse"),
 }
-AUGMENTATIONS = ("crop", "translate", "flip", "altflip", "cutout")
+AUGMENTATIONS = ("crop", "translate", "flip", "altflip", "cutout", "trivial")
 # Settings `sweep` and `compare` decide per run themselves: no grid axis, no shared option.
 SWEEP_OWN = ("preset", "seed", "out", "threads", "model_file_sha256")
 
@@ -327,6 +339,18 @@ def seed_augment() -> dict:
 def seed_wd() -> dict:
     """No L2 penalty; AdamW's decoupled weight decay 0.5 on the kernels instead (lr 1e-4 as the seed)."""
     return {"l2": 0.0, "optimizer": "adamw", "weight_decay": 0.5}
+
+
+@register_preset
+def seed_sam() -> dict:
+    """No L2; sharpness-aware minimization around Keras's Adam, radius 0.05 (Foret et al.'s CIFAR value)."""
+    return {"l2": 0.0, "sam": 0.05}
+
+
+@register_preset
+def seed_trivial() -> dict:
+    """No L2; TrivialAugment (one random operation at a random strength per image), nothing else."""
+    return {"l2": 0.0, "augment": "trivial"}
 
 
 @register_preset

@@ -502,16 +502,32 @@ class Splits:
     source: str
     classes: tuple[str, ...] = CLASSES
     notes: tuple[str, ...] = ()
+    noisy: torch.Tensor | None = None  # with label noise: the training examples whose label was replaced
 
     @property
     def image_size(self) -> int:
         return self.train[0].shape[-1]
 
 
-def prepare(raw: ImageData, val_fraction: float = 0.3, split_seed: int = 777, train_fraction: float = 1.0) -> Splits:
+def noisy_labels(labels: np.ndarray, num_classes: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric label noise: exactly round(share * N) labels replaced by another class, chosen
+    uniformly among the wrong ones; the labels and the mask of those replaced. One order of the
+    examples and one wrong class per example are drawn from `seed` whatever the share, so a
+    smaller share's replaced labels are among a larger one's, with the same wrong classes."""
+    rng = np.random.default_rng([seed, 0x4E015E])
+    order = rng.permutation(len(labels))
+    offsets = rng.integers(1, num_classes, len(labels))  # never 0: never the true class
+    replaced = np.zeros(len(labels), bool)
+    replaced[order[:round(share * len(labels))]] = True
+    return np.where(replaced, (labels + offsets) % num_classes, labels), replaced
+
+
+def prepare(raw: ImageData, val_fraction: float = 0.3, split_seed: int = 777, train_fraction: float = 1.0,
+            label_noise: float = 0.0) -> Splits:
     """The seed's pipeline: statistics over all training images, then the train/validation split;
     then, for a data-size study, a stratified `train_fraction` of the training part (the
-    validation and test sets, and the normalization, stay as they are)."""
+    validation and test sets, and the normalization, stay as they are); then, for a
+    memorization study, `label_noise` of the training labels replaced (`noisy_labels`)."""
     mean, std = channel_stats(raw.x_train)
     x_all, y_all = normalize(raw.x_train, mean, std), torch.from_numpy(raw.y_train)
     test = (normalize(raw.x_test, mean, std), torch.from_numpy(raw.y_test))
@@ -521,12 +537,18 @@ def prepare(raw: ImageData, val_fraction: float = 0.3, split_seed: int = 777, tr
         train_idx, val_idx = split_indices(len(y_all), val_fraction, split_seed)
         val = (x_all[val_idx], y_all[val_idx])
     train_idx = torch.from_numpy(train_idx[stratified_subset(raw.y_train[train_idx], train_fraction, split_seed)])
-    return Splits((x_all[train_idx], y_all[train_idx]), val, test, mean, std, raw.source, raw.classes, raw.notes)
+    y_train, noisy, notes = y_all[train_idx], None, raw.notes
+    if label_noise:
+        given, replaced = noisy_labels(y_train.numpy(), len(raw.classes), label_noise, split_seed)
+        y_train, noisy = torch.from_numpy(given), torch.from_numpy(np.flatnonzero(replaced))
+        notes += (f"label noise: {len(noisy):,} of {len(given):,} training labels ({label_noise:.0%}) replaced by a "
+                  f"wrong class, drawn by split seed {split_seed}; validation and test labels are clean",)
+    return Splits((x_all[train_idx], y_train), val, test, mean, std, raw.source, raw.classes, notes, noisy)
 
 
 def splits_for(cfg) -> Splits:
     """The normalized train, validation and test tensors of a run's settings (a `Config`)."""
-    return prepare(load_for(cfg), cfg.val_fraction, split_seed_of(cfg), cfg.train_fraction)
+    return prepare(load_for(cfg), cfg.val_fraction, split_seed_of(cfg), cfg.train_fraction, cfg.label_noise)
 
 
 def split_seed_of(cfg) -> int:

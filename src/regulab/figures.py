@@ -146,3 +146,30 @@ def plot_mistakes(images, true: list[str], predicted: list[str], confidence: lis
         ax.set_title(f"{t}\n-> {p} ({c:.2f})", fontsize=7)
     fig.suptitle("most confident mistakes (true -> predicted)" if len(images) else "no mistakes", fontsize=10)
     return save_figure(fig, path, dpi=110)
+
+
+def norm_columns(history: list[dict]) -> list[str]:
+    """The history's kernel-norm columns (`norm_LAYER`), in layer order; none in runs made before them."""
+    return [key for key in (history[0] if history else {}) if key.startswith("norm_")]
+
+
+def plot_weights(history: list[dict], path: Path, title: str | None = None) -> Path:
+    """Each kernel's L2 norm against epochs (one line per layer), and the penalty's share of the
+    loss where there is a penalty: what the regularizer does to the weights."""
+    columns = norm_columns(history)
+    has_penalty = any(r.get("penalty_share") is not None for r in history)
+    fig = Figure(figsize=(10 if has_penalty else 6, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2 if has_penalty else 1, squeeze=False)[0]
+    epochs = [r["epoch"] for r in history]
+    for i, key in enumerate(columns):
+        axes[0].plot(epochs, [r[key] for r in history], color=f"C{i % 10}", label=key.removeprefix("norm_"))
+    axes[0].set(title="kernel norms", xlabel="epochs", ylabel="L2 norm of the kernel")
+    axes[0].legend(fontsize=7, title="layer", title_fontsize=7)
+    if has_penalty:
+        axes[1].plot(epochs, [r["penalty_share"] for r in history], color=TRAIN_COLOR)
+        axes[1].set(title="the penalty's share of the loss", xlabel="epochs", ylabel="penalty / loss")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path, dpi=100)

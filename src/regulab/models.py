@@ -155,6 +155,14 @@ def kernel_penalty(model: nn.Module, l2: float = 0.0, l1: float = 0.0, scope: st
     return total
 
 
+def kernel_norms(model: nn.Module) -> dict[str, float]:
+    """The L2 norm of every conv and dense kernel, by layer name, as `norm_LAYER` history columns
+    (read once per epoch: one wait for the device)."""
+    names = [name for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    norms = torch.stack([model.get_submodule(name).weight.detach().float().norm() for name in names]).tolist()
+    return {f"norm_{name}": value for name, value in zip(names, norms)}
+
+
 def regularized_kernels(model: nn.Module, scope: str = "all") -> list[torch.Tensor]:
     if scope == "seed":
         return [model.get_parameter(name) for name in model.seed_regularized]

@@ -147,6 +147,36 @@ def lr_factor(cfg: Config, progress: float) -> float:
     return 1.0
 
 
+class SharpnessAware:
+    """Sharpness-aware minimization (Foret et al., "Sharpness-Aware Minimization for Efficiently
+    Improving Generalization", ICLR 2021) around any optimizer: after the first backward pass,
+    `ascend` moves the weights to w + e, e = rho * g / ||g|| (adaptive, Kwon et al. 2021:
+    e = rho * w^2 g / ||w g||, elementwise), where the second backward pass takes the gradient;
+    `descend` puts the weights back, and the optimizer steps with that gradient. Everything stays
+    on the device: no value is read back to the host."""
+
+    def __init__(self, params, rho: float, adaptive: bool = False):
+        self.params, self.rho, self.adaptive = [p for p in params if p.requires_grad], rho, adaptive
+        self.moved: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    @torch.no_grad()
+    def ascend(self) -> None:
+        with_grad = [p for p in self.params if p.grad is not None]
+        scaled = [p.abs() * p.grad if self.adaptive else p.grad for p in with_grad]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in scaled]))
+        self.moved = []
+        for p, g in zip(with_grad, scaled):
+            e = (p.abs() * g if self.adaptive else g) * (self.rho / (norm + 1e-12))
+            p.add_(e)
+            self.moved.append((p, e))
+
+    @torch.no_grad()
+    def descend(self) -> None:
+        for p, e in self.moved:
+            p.sub_(e)
+        self.moved = []
+
+
 class Lookahead:
     """Every `every` steps, move a slow copy of the weights (and batch-norm statistics) toward
     the trained ones, and restart training from it (Zhang et al. 2019, with airbench's schedule).

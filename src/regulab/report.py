@@ -15,9 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from regulab import stats
-from regulab.analysis import KEYS, MEASURES, Design, measure, summarize
+from regulab.analysis import KEYS, MEASURES, Design, measure, shown, summarize
 from regulab.errors import RegulabError
-from regulab.figures import png_bytes
+from regulab.figures import norm_columns, png_bytes
 from regulab.files import atomic_write
 from regulab.study import load_study
 
@@ -46,13 +46,14 @@ def summary_tables(rows: list[dict]) -> tuple[list[str], list[list[str]], list[s
         return ", ".join(f"{v:.1f}" + (f" {d} (n={r['devices'][d]})" if len(devices) > 1 else "")
                          for d, v in r["minutes"].items()) or "n/a"
 
-    head = ["group", "n", "ran on", *(m.heading for m in MEASURES), "best epoch", "minutes"]
-    body = [[_label(r), f"{r['n']}/{r['planned']}", _where(r), *(interval_text(r[m.key]) for m in MEASURES),
+    measures = shown(rows)
+    head = ["group", "n", "ran on", *(m.heading for m in measures), "best epoch", "minutes"]
+    body = [[_label(r), f"{r['n']}/{r['planned']}", _where(r), *(interval_text(r[m.key]) for m in measures),
              "n/a" if r["best_epoch"] is None else f"{r['best_epoch']:.1f}", minutes(r)] for r in rows]
     paired = [r for r in rows if "paired" in r]
-    paired_head = ["group", "baseline", "pairs", *(f"Δ {m.heading}" for m in MEASURES)]
+    paired_head = ["group", "baseline", "pairs", *(f"Δ {m.heading}" for m in measures)]
     paired_body = [[_label(r), r["baseline"], _pairs(r),
-                    *(f"{interval_text(r['paired'][m.key], signed=True)} {_word(r['paired'][m.key])}" for m in MEASURES)]
+                    *(f"{interval_text(r['paired'][m.key], signed=True)} {_word(r['paired'][m.key])}" for m in measures)]
                    for r in paired]
     return head, body, paired_head, paired_body
 
@@ -215,12 +216,12 @@ def setting_figure(rows: list[dict], axis: str) -> Figure:
     for r in rows:
         name = " ".join(w for w in r["group"].split() if not w.startswith(f"{axis}=")) or r["preset"]
         lines.setdefault(name, []).append(r)
-    shown = [m for m in MEASURES if m.key != "test_loss" and any(r[m.key]["n"] for r in rows)]
-    fig = Figure(figsize=(4.6 * len(shown), 4.2), layout="constrained")
-    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    drawn = [m for m in MEASURES if m.key != "test_loss" and any(r[m.key]["n"] for r in rows)]
+    fig = Figure(figsize=(4.6 * len(drawn), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(drawn), squeeze=False)[0]
     xs = sorted({r[axis] for r in rows})
     positive = [x for x in xs if x > 0]
-    for ax, shown_measure in zip(axes, shown):
+    for ax, shown_measure in zip(axes, drawn):
         for i, (name, members) in enumerate(lines.items()):
             points = sorted((r[axis], r[shown_measure.key]) for r in members if r[shown_measure.key]["n"])
             if not points:
@@ -304,6 +305,11 @@ def write_report(folder: Path, baseline: str | None = None, margin: float | None
             ("validation loss (without penalty)", "cross-entropy", lambda h: h["val_data_loss"])])))
         figures["gap.png"] = ("Generalization gap", png_bytes(_curves_figure(
             with_val, [("generalization gap", "train acc - val acc", lambda h: h["acc"] - h["val_acc"])])))
+    normed = [r for r in runs if norm_columns(r["history"])]
+    if normed:  # what each group's regularizer did to the weights, layer by layer (runs that recorded it)
+        layers = norm_columns(normed[0]["history"])
+        figures["weights.png"] = ("Kernel norms", png_bytes(_curves_figure(normed, [
+            (key.removeprefix("norm_"), "L2 norm", lambda h, key=key: h[key]) for key in layers])))
     axis = _numeric_axis(manifest)
     if axis:
         figures["by_setting.png"] = (f"Against {axis}", png_bytes(setting_figure(rows, axis)))

@@ -28,6 +28,7 @@ RESUMABLE = {"device", "precision", "threads", "eval_batch_size", "tensorboard",
 CONFIG, CONFIG_TOML = "config.json", "config.toml"  # the record resume reads; the file a person repeats runs from
 HISTORY_CSV, HISTORY_JSON, METRICS = "history.csv", "history.json", "metrics.json"
 BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoint.pt", "curves.png"
+WEIGHTS_FIGURE = "weights.png"  # the kernels' norms per epoch
 # Per test image, in the test set's order: the label, the predicted class, the probability of the
 # true class and of the predicted one. Enough to recompute accuracy, NLL and ECE on any resample of
 # the test images (the paired bootstrap), at about 100 KB a run.

@@ -49,8 +49,8 @@ from regulab.config import Config, default_out, to_toml
 from regulab.errors import RegulabError, TrainingStopped
 from regulab.evaluation import Scores, autocast, evaluate, per_image, predict, scores
 from regulab.files import atomic_write
-from regulab.models import build_model, kernel_penalty
-from regulab.optim import EMA, Lookahead, Optimizers, build_optimizer, lr_factor
+from regulab.models import build_model, kernel_norms, kernel_penalty
+from regulab.optim import EMA, Lookahead, Optimizers, SharpnessAware, build_optimizer, lr_factor
 from regulab.parallel import Workers, join_workers
 from regulab.rundir import (
     BEST_WEIGHTS,
@@ -80,13 +80,16 @@ class TrainState:
     history: list[dict]
     best_score: float = -math.inf
     best_epoch: int = 0
+    sam: SharpnessAware | None = None  # with --sam: two passes a step; nothing of it outlives a step
 
     KEYS = ("epoch", "model", "optimizer", "ema", "augment", "lookahead", "shuffle_rng", "torch_rng", "cuda_rng",
             "history", "best_score", "best_epoch")
 
     @classmethod
-    def start(cls, cfg: Config, model: nn.Module, x_train: torch.Tensor, classes: int) -> "TrainState":
-        """A fresh state for `model`, moved to the training data's device."""
+    def start(cls, cfg: Config, model: nn.Module, x_train: torch.Tensor, classes: int,
+              normalization: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,) * 3, (255.0,) * 3)) -> "TrainState":
+        """A fresh state for `model`, moved to the training data's device; `normalization` (the
+        data's mean and std, 0-255) for augmentations that work on pixels."""
         model.to(x_train.device, memory_format=torch.channels_last)
         if cfg.whiten:  # from training images only; deterministic, so a resumed run rebuilds the same layer
             model.whiten_(x_train[:5000])
@@ -95,8 +98,9 @@ class TrainState:
             EMA(model, cfg.ema) if cfg.ema else None,
             Lookahead(cfg.lookahead) if cfg.lookahead else None,
             BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, classes, seed=cfg.seed,
-                         device=x_train.device),
-            torch.Generator().manual_seed(cfg.seed), [])
+                         device=x_train.device, mean=normalization[0], std=normalization[1]),
+            torch.Generator().manual_seed(cfg.seed), [],
+            sam=SharpnessAware(model.parameters(), cfg.sam, cfg.sam_adaptive) if cfg.sam else None)
 
     @property
     def evaluated(self) -> nn.Module:
@@ -234,15 +238,14 @@ def train_one_epoch(state: TrainState, cfg: Config, ctx: RunContext, epoch: int,
         xb, target = state.augment(xb, yb, idx, epoch) if state.augment else (xb, yb)
         mine = ctx.workers.share(len(idx))  # every worker drew the whole batch's augmentation alike
         xb, yb, target = xb[mine], yb[mine], target[mine]
-        with autocast(device, ctx.precision):
-            logits = ctx.net(xb.contiguous(memory_format=torch.channels_last)).float()
-        data_loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing, reduction="sum")
-        penalty = kernel_penalty(model, cfg.l2, cfg.l1, cfg.penalty_scope)
-        # The mean over the whole batch (DDP divides the summed gradients by the workers), plus
-        # the penalty: what Keras minimizes and reports.
-        loss = data_loss * (ctx.workers.size / len(idx)) + penalty
+        loss, data_loss, penalty, logits = _loss(state, cfg, ctx, xb, target, len(idx))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if state.sam:  # the gradient again at the weights moved up it; the step from there
+            state.sam.ascend()
+            optimizer.zero_grad(set_to_none=True)
+            _loss(state, cfg, ctx, xb, target, len(idx))[0].backward()
+            state.sam.descend()
         optimizer.step()
         if state.ema:
             state.ema.update(model)
@@ -271,6 +274,17 @@ def train_one_epoch(state: TrainState, cfg: Config, ctx: RunContext, epoch: int,
     return sums
 
 
+def _loss(state: TrainState, cfg: Config, ctx: RunContext, xb: torch.Tensor, target: torch.Tensor, batch: int):
+    """The loss to minimize (the mean over the whole batch of `batch` images, of which `xb` is this
+    worker's share, as DDP divides the summed gradients by the workers; plus the penalty: what
+    Keras minimizes and reports), its two parts, and the logits."""
+    with autocast(ctx.device, ctx.precision):
+        logits = ctx.net(xb.contiguous(memory_format=torch.channels_last)).float()
+    data_loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing, reduction="sum")
+    penalty = kernel_penalty(state.model, cfg.l2, cfg.l1, cfg.penalty_scope)
+    return data_loss * (ctx.workers.size / batch) + penalty, data_loss, penalty, logits
+
+
 def epoch_row(state: TrainState, cfg: Config, ctx: RunContext, splits: data_lib.Splits, sums: EpochSums,
               epoch: int) -> dict:
     """The epoch's history row (training sums over every worker, then validation) and the best
@@ -284,6 +298,11 @@ def epoch_row(state: TrainState, cfg: Config, ctx: RunContext, splits: data_lib.
         row.update(data_loss=data_loss_mean, penalty=penalty_mean, lr=state.optimizer.param_groups[0]["lr"],
                    steps=math.ceil(n_train / cfg.batch_size), seconds=time.perf_counter() - sums.started,
                    train_seconds=sums.seconds, images_per_s=n_train / sums.seconds)
+        if splits.noisy is not None:  # how much of the wrong labels the network has learned
+            row["memorized"] = memorized(state.evaluated, splits, cfg.eval_batch_size, ctx.precision)
+        # What the regularizer does to the weights: the penalty's share of the loss, each kernel's norm.
+        row.update(penalty_share=penalty_mean / (data_loss_mean + penalty_mean) if cfg.l2 or cfg.l1 else None,
+                   **kernel_norms(state.evaluated))
         # The best epoch by the monitored metric (the last epoch when nothing is held out).
         score = epoch if row["val_acc"] is None else row["val_acc"] if cfg.monitor == "val_acc" else -row["val_loss"]
         if score > state.best_score:
@@ -291,6 +310,13 @@ def epoch_row(state: TrainState, cfg: Config, ctx: RunContext, splits: data_lib.
     row, state.best_score, state.best_epoch = ctx.workers.from_main((row, state.best_score, state.best_epoch))
     state.history.append(row)
     return row
+
+
+def memorized(model: nn.Module, splits: data_lib.Splits, batch_size: int, precision: str) -> float:
+    """The share of the training examples given a wrong label that the network predicts as that
+    wrong label: memorization (Zhang et al. 2017)."""
+    x, given = splits.train[0][splits.noisy], splits.train[1][splits.noisy]
+    return evaluate(model, x, given, batch_size, precision).acc
 
 
 def validate(state: TrainState, cfg: Config, splits: data_lib.Splits, precision: str) -> dict:
@@ -380,7 +406,7 @@ def _train_in(ctx: RunContext, cfg: Config, model: nn.Module, splits: data_lib.S
     if init_weights is not None:
         model.load_state_dict(init_weights)
         log(f"starting from the weights of {cfg.init_from} ({BEST_WEIGHTS})")
-    state = TrainState.start(cfg, model, x_train, len(splits.classes))
+    state = TrainState.start(cfg, model, x_train, len(splits.classes), (splits.mean, splits.std))
     # Under torchrun, DDP averages the workers' gradients; `state.model` stays the plain network.
     ctx.net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
         if workers.size > 1 else model
@@ -483,6 +509,7 @@ def _test(state: TrainState, cfg: Config, splits: data_lib.Splits, run: RunDir, 
         "best_epoch": state.best_epoch, "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
         "min_val_loss_epoch": min(history, key=lambda r: r["val_loss"])["epoch"] if splits.val else None,
         "epochs_run": len(history), "final_acc": history[-1]["acc"], "final_val_acc": history[-1]["val_acc"],
+        "memorized": history[-1].get("memorized"),  # with label noise: the wrong labels learned, at the end
         # test_loss is the negative log-likelihood of the true class (no penalty): with test_ece, the calibration.
         "test_loss": best_test.loss, "test_acc": best_test.acc, "test_ece": best_test.ece,
         "test_loss_last": last_test.loss, "test_acc_last": last_test.acc, "test_ece_last": last_test.ece,

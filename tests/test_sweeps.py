@@ -333,3 +333,6 @@ def test_adaptive_seeds_need_a_baseline(tmp_path, quick, capsys):
     assert main(["compare", "seed-noreg", "--seeds", "3", "--max-seeds", "2", "--baseline", "seed-noreg",
                  "--out", str(tmp_path), *quick]) == 1
     assert "--max-seeds (2) must be at least --seeds (3)" in capsys.readouterr().err
+    assert main(["compare", "seed-noreg", "seed", "--seeds", "1", "--max-seeds", "4", "--baseline", "seed-noreg",
+                 "--out", str(tmp_path), *quick]) == 1
+    assert "--max-seeds needs --seeds of at least 2" in capsys.readouterr().err

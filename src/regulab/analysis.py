@@ -77,6 +77,9 @@ class Design:
         measure(self.primary)
         if self.max_seeds and self.max_seeds < self.seeds:
             raise RegulabError(f"--max-seeds ({self.max_seeds}) must be at least --seeds ({self.seeds})")
+        if self.adaptive and self.seeds < 2:
+            raise RegulabError(f"--max-seeds needs --seeds of at least 2, not {self.seeds}: the first look needs a "
+                               "paired interval, which takes two seeds")
         if self.seeds_per_round < 1:
             raise RegulabError(f"--seeds-per-round must be at least 1, not {self.seeds_per_round}")
 
@@ -87,7 +90,7 @@ class Design:
     @property
     def sequential(self) -> stats.SequentialDesign | None:
         """The planned looks of an adaptive study; None for a fixed one (one look, at the end)."""
-        if not self.adaptive or self.seeds < 2:
+        if not self.adaptive:
             return None
         return stats.SequentialDesign.rounds(self.seeds, self.max_seeds, self.seeds_per_round)
 

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from regulab import data as data_lib
-from regulab.analysis import summarize
+from regulab.analysis import Design, summarize
 from regulab.cli import main
 from regulab.config import make_config
 from regulab.errors import RegulabError
-from regulab.report import setting_figure, summary_tables, write_report
+from regulab.report import setting_figure, summary_tables, verdict_lines, write_report
 from regulab.stats import t_interval
 from regulab.study import Group, load_study, parse_grid, plan, run_key
 
@@ -136,6 +136,7 @@ def test_paired_difference_is_over_matched_seeds():
     assert diff["verdict"] == "better" and diff["p_difference"] == pytest.approx(0.013259, abs=1e-6)  # t = 8.5979 on 2 df
     assert rows[1]["paired"]["test_ece"]["verdict"] == "no clear difference"  # identical ECE: a zero difference
     assert "paired" not in rows[0]  # the baseline is not compared with itself
+    assert verdict_lines(rows, Design(seeds=3)) == ["b vs a: Δ test acc +0.0103 [+0.0052, +0.0155], 3 pairs: better"]
 
 
 def test_a_group_with_no_finished_run_is_shown_not_hidden():

@@ -272,7 +272,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "report":
         from regulab.report import write_report
 
-        print(f"report: {write_report(args.folder, args.baseline, args.margin, args.correction, args.primary, args.effect)}")
+        path = write_report(args.folder, args.baseline, args.margin, args.correction, args.primary, args.effect, log=print)
+        print(f"report: {path}")
     elif args.command == "evaluate":
         from regulab.trained import CONFUSION, EVALUATION, MISTAKES, RELIABILITY, evaluate_run, evaluation_table
 

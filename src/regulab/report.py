@@ -283,9 +283,10 @@ def margin_figure(rows: list[dict], design: Design) -> Figure:
 
 
 def write_report(folder: Path, baseline: str | None = None, margin: float | None = None, correction: str | None = None,
-                 primary: str | None = None, effect: float | None = None) -> Path:
+                 primary: str | None = None, effect: float | None = None, log=None) -> Path:
     """summary.csv, summary.md, the figures and report.html of a sweep or comparison folder;
-    `margin`, `correction` and `primary` replace the study's own (sweep.json), where given."""
+    `margin`, `correction` and `primary` replace the study's own (sweep.json), where given.
+    `log`, where given, receives a line per paired row: its verdict on the primary measure."""
     folder = Path(folder)
     manifest, runs = load_study(folder)
     if not runs:
@@ -327,7 +328,24 @@ def write_report(folder: Path, baseline: str | None = None, margin: float | None
                + "\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     atomic_write(folder / "summary.md", md.encode())
     atomic_write(folder / "report.html", _html(manifest, rows, runs, tables, decision, notes, figures).encode())
+    if log is not None:
+        for line in verdict_lines(rows, design):
+            log(line)
     return folder / "report.html"
+
+
+def verdict_lines(rows: list[dict], design: Design) -> list[str]:
+    """One line per paired row: the primary measure's difference, its 95% interval, pairs and verdict."""
+    m = measure(design.primary)
+    lines = []
+    for r in (r for r in rows if "paired" in r):
+        c = r["paired"][m.key]
+        if c["mean"] is None:
+            continue
+        where = f" [{_number(c['low'], True)}, {_number(c['high'], True)}]" if c["low"] is not None else ""
+        lines.append(f"{r['group']} vs {r['baseline']}: Δ {m.heading} {_number(c['mean'], True)}{where}, "
+                     f"{c['n']} pair{'s' * (c['n'] != 1)}: {c['verdict']}")
+    return lines
 
 
 def _table(heading: list[str], cells: list[list[str]], best: int | None = None) -> str:

@@ -142,5 +142,6 @@ def sweep_and_report(presets: list[str], folder: Path, grid: dict[str, list] | N
                      overrides: dict | None = None, **options) -> Path:
     """`sweep`, then the report of its folder (what `regulab compare`/`sweep` and their Python
     twins do); the report's path."""
+    log = options.get("log", print)
     sweep(presets, folder, grid, seeds, overrides, **options)
-    return write_report(folder)
+    return write_report(folder, log=log)

@@ -95,7 +95,8 @@ def test_report_tables_carry_n_intervals_and_paired_differences(l2_sweep):
     rows = list(__import__("csv").DictReader((l2_sweep / "l2" / "summary.csv").open()))
     assert {"test_acc_n", "test_acc_low", "test_acc_high", "test_ece_mean", "diff_test_acc_low"} <= set(rows[0])
     page = report.read_text()
-    assert page.count("data:image/png;base64,") == 4 and "http" not in page  # curves, gap, against l2, differences
+    # curves, gap, kernel norms, against l2, the paired differences
+    assert page.count("data:image/png;base64,") == 5 and "http" not in page and "Kernel norms" in page
     assert "The decision" in page and "Holm" in page and (l2_sweep / "l2" / "differences.png").is_file()
     assert page.count("<details>") == 6 and "Student t" in page
     assert Image.open(l2_sweep / "l2" / "by_setting.png").size[0] > 1000

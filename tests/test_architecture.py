@@ -10,7 +10,7 @@ SOURCE = Path(regulab.__file__).parent
 # Bottom to top. Run folders, figures and statistics sit below the engine: its callbacks write
 # them, and statistics are plain numbers. The package's face (__init__, __main__) is not a layer.
 LAYERS = [
-    {"errors", "evaluation", "parallel", "stats"},
+    {"errors", "evaluation", "parallel", "stats", "measures"},
     {"files", "config", "augment"},
     {"runtime", "models", "rundir"},
     {"folders", "optim", "figures", "tracking"},
@@ -55,3 +55,15 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "report.py"
     module.write_text("import os\n\ndef f():\n    from regulab.sweeps import sweep\n    import regulab.cli\n")
     assert imports_of(module) == {"sweeps", "cli"}
+
+
+def test_the_command_line_is_built_without_importing_torch():
+    """`regulab --help` answers at once: building every command's options imports no PyTorch,
+    numpy or scipy (the lazy imports in cli.py and the package's face exist for this)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from regulab.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'numpy', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

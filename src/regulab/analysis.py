@@ -10,37 +10,16 @@ device's effect too. Pairs that cross devices are left out and counted.
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from regulab import stats
 from regulab.errors import RegulabError, unknown_name
+from regulab.measures import CORRECTIONS, KEYS, MEASURES, OPTIONAL, Measure
 from regulab.rundir import TEST_PREDICTIONS, RunDir
 from regulab.study import Group, baseline_of
-
-
-class Measure(NamedTuple):
-    """A number each table gives per group."""
-
-    key: str  # in metrics.json, or derived from it (gap)
-    heading: str
-    higher_is_better: bool
-    low: float  # the values it can take: a figure's band stops there, where a t interval may not
-    high: float
-
-
-MEASURES = (Measure("best_val_acc", "best val acc", True, 0, 1), Measure("test_acc", "test acc", True, 0, 1),
-            Measure("gap", "gap (train - val acc)", False, -1, 1), Measure("test_ece", "test ECE", False, 0, 1),
-            Measure("test_loss", "test NLL", False, 0, math.inf),
-            # Only where some run trained with label noise: the share of its wrong labels it learned.
-            Measure("memorized", "memorized share", False, 0, 1))
-OPTIONAL = {"memorized"}
-KEYS = [m.key for m in MEASURES]
-CORRECTIONS = ("holm", "none")
 
 
 def shown(rows: list[dict]) -> list[Measure]:

@@ -89,7 +89,7 @@ def _add_config_options(parser: argparse.ArgumentParser, skip=("preset", "model_
 
 def _add_decision_options(parser: argparse.ArgumentParser, default: str = "") -> None:
     """How paired differences are judged: a margin, the adjustment over a table, the primary measure."""
-    from regulab.analysis import CORRECTIONS, KEYS
+    from regulab.measures import CORRECTIONS, KEYS
 
     parser.add_argument("--margin", type=float, metavar="M", help="equivalence margin in the measure's own units "
                         "(0.005 = half a point of accuracy): a paired row is then better, worse, equivalent (its 90%% "

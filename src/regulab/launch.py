@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from regulab.config import Config, to_toml
@@ -38,8 +38,13 @@ class Job:
     out: Path
     name: str
     tries: int = 0
-    started: float = field(default_factory=time.perf_counter)
+    started: float = 0.0  # when its first try began
     resumed: bool = False  # it began from an interrupted run's checkpoint
+
+    def begin(self) -> None:
+        """A try starts now."""
+        self.tries += 1
+        self.started = self.started or time.perf_counter()
 
     @property
     def resumable(self) -> bool:
@@ -192,14 +197,14 @@ def launch(jobs: list[Job], at_once: int, threads: int, ray: bool, here: bool, r
         elif here:  # in the main thread, where a Ctrl-C (or a notebook's interrupt) reaches the training
             for job in jobs:
                 while True:
-                    job.tries += 1
+                    job.begin()
                     progress.running.add(job.name)
                     if not ended(job, train_here(job, threads), progress):
                         break
         else:
             def one(job: Job) -> None:
                 while True:
-                    job.tries += 1
+                    job.begin()
                     with lock:
                         progress.running.add(job.name)
                     if not ended(job, run_training(str(job.out), threads, job.resumable), progress):
@@ -219,7 +224,7 @@ def _launch_on_ray(jobs: list[Job], threads: int, ended, progress: Progress) -> 
     remote = ray.remote(num_cpus=threads)(run_training)
 
     def submit(job: Job):
-        job.tries += 1
+        job.begin()
         progress.running.add(job.name)
         return remote.remote(str(job.out), threads, job.resumable)
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from regulab.errors import RegulabError, TrainingStopped
 from regulab.files import atomic_write
 from regulab.rundir import CHECKPOINT, CONFIG_TOML, HISTORY_JSON, METRICS, RunDir
 from regulab.runtime import usable_cores
+from regulab.training import train
 
 LOG = "train.log"
 STOPPED = 130  # the exit status of a training stopped on request (Ctrl-C, SIGTERM): the sweep stops too
@@ -65,8 +67,6 @@ def run_training(out: str, threads: int, resume: bool) -> int:
 def train_here(job: Job, threads: int) -> int:
     """The same training in this process, its output appended to the run's train.log; an exit
     status as a child's would be."""
-    from regulab.training import train  # the engine, below this module; imported when a run starts here
-
     with open(job.out / LOG, "a") as logfile, contextlib.redirect_stdout(logfile), contextlib.redirect_stderr(logfile):
         try:
             if job.resumable:
@@ -209,8 +209,6 @@ def launch(jobs: list[Job], at_once: int, threads: int, ray: bool, here: bool, r
                         progress.running.add(job.name)
                     if not ended(job, run_training(str(job.out), threads, job.resumable), progress):
                         return
-
-            from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=at_once) as pool:
                 for future in [pool.submit(one, job) for job in jobs]:

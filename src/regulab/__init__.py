@@ -5,7 +5,8 @@ The Python API (the same engine as the `regulab` command):
     import regulab
     run = regulab.train("seed", epochs=5, data="cifar10-mini")   # any train option as a keyword
     run.history["val_acc"]; run.metrics["test_acc"]; run.path
-    run.plot(); run.evaluate(); run.predict(["cat.jpg"])
+    fig = run.plot(); run.model; run.evaluate(); run.predict(["cat.jpg"])
+    run = regulab.train("seed", data=(x_train, y_train), callbacks=[MyCallback()])
     run = regulab.load("runs/seed-...")
     study = regulab.compare(["seed-noreg", "seed-dropout"], seeds=3, data="cifar10-mini")
     study = regulab.sweep("seed-noreg", {"l2": [0, 1e-4, 1e-3]}, seeds=2, data="cifar10-mini")

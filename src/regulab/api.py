@@ -3,8 +3,9 @@
     import regulab
     run = regulab.train("seed", epochs=5, data="cifar10-mini")   # any train option as a keyword
     run.history["val_acc"]                                       # a dict of lists, as Keras's History
-    run.plot(); run.evaluate(); run.predict(["cat.jpg"])
-    study = regulab.compare(["seed-noreg", "seed-dropout"], seeds=3, data="cifar10-mini")
+    fig = run.plot(); run.model; run.evaluate(); run.predict(["cat.jpg"])
+    run = regulab.train("seed", data=(x_train, y_train), callbacks=[MyCallback()])  # arrays, as model.fit took them
+    study = regulab.compare(["seed-noreg", "seed-dropout"], seeds=3, baseline="seed-noreg", margin=0.005)
     study                                                        # its table, rendered in a notebook
 
 Keywords are the command line's options with underscores (`batch_size=64`); a wrong one is the

@@ -9,8 +9,10 @@ fused optimizer, and no value read back to the host in the step loop: the NaN gu
 progress bar look at the device's sums every CHECK_EVERY steps, and random numbers are drawn
 where the data is.
 
-Read top to bottom: `TrainState` (everything a checkpoint holds), `train_one_epoch`, `validate`,
-then `train`, which sets a run up, alternates the two, and scores the test set at the end.
+Read top to bottom: `TrainState` (everything a checkpoint holds), `RunContext` (what the run
+computes on and writes to), `train_one_epoch` (the step loop), `epoch_row` and `validate`, then
+`train`, which sets a run up, alternates them, hands each epoch's row to the callbacks (weights,
+checkpoint, history, trackers, the line, early stop: `callbacks.py`), and scores the test set.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 at an effect of one point; beside them, the same looks each judged at a plain 5% (what peeking
 without a boundary gives). Paired differences are normal with the standard deviation measured here
 (`--sd`, default 0.005: paired test-accuracy differences between neighbouring L2 strengths of the
-first study, 3 seeds on one GPU each, root mean square of six standard deviations 0.0047); the error rates do not depend on it (the t
-statistic is pivotal), the power and the seeds spent do.
+first study, 3 seeds on one GPU each, root mean square of six standard deviations 0.0047); the error
+rates do not depend on it (the t statistic is pivotal), the power and the seeds spent do.
 
     python bench/sequential_error.py [--studies 5000] [--sd 0.005]
 """

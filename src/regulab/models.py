@@ -156,11 +156,18 @@ def kernel_penalty(model: nn.Module, l2: float = 0.0, l1: float = 0.0, scope: st
 
 
 def kernel_norms(model: nn.Module) -> dict[str, float]:
-    """The L2 norm of every conv and dense kernel, by layer name, as `norm_LAYER` history columns
-    (read once per epoch: one wait for the device)."""
-    names = [name for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    norms = torch.stack([model.get_submodule(name).weight.detach().float().norm() for name in names]).tolist()
-    return {f"norm_{name}": value for name, value in zip(names, norms)}
+    """The L2 norm of every conv and dense kernel as history columns `norm_conv1`, ...,
+    `norm_dense1`, ..., numbered in the network's order, so that variants of one network (with
+    dropout or batch norm between its layers) name the same kernels alike. Read once per epoch:
+    one wait for the device."""
+    kernels = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    norms = torch.stack([m.weight.detach().float().norm() for m in kernels]).tolist()
+    names, counts = [], {"conv": 0, "dense": 0}
+    for m in kernels:
+        kind = "conv" if isinstance(m, nn.Conv2d) else "dense"
+        counts[kind] += 1
+        names.append(f"norm_{kind}{counts[kind]}")
+    return dict(zip(names, norms))
 
 
 def regularized_kernels(model: nn.Module, scope: str = "all") -> list[torch.Tensor]:

@@ -307,8 +307,11 @@ def write_report(folder: Path, baseline: str | None = None, margin: float | None
         figures["gap.png"] = ("Generalization gap", png_bytes(_curves_figure(
             with_val, [("generalization gap", "train acc - val acc", lambda h: h["acc"] - h["val_acc"])])))
     normed = [r for r in runs if norm_columns(r["history"])]
-    if normed:  # what each group's regularizer did to the weights, layer by layer (runs that recorded it)
-        layers = norm_columns(normed[0]["history"])
+    # What each group's regularizer did to the weights, kernel by kernel: the runs that recorded it,
+    # the kernels they all have.
+    layers = [key for key in norm_columns(normed[0]["history"]) if all(key in r["history"][0] for r in normed)] \
+        if normed else []
+    if layers:
         figures["weights.png"] = ("Kernel norms", png_bytes(_curves_figure(normed, [
             (key.removeprefix("norm_"), "L2 norm", lambda h, key=key: h[key]) for key in layers])))
     axis = _numeric_axis(manifest)

@@ -1,6 +1,7 @@
-"""The device's own effect: runs of the same settings and seed (the same run key) trained on two
-devices, each in its device's pool, paired by key; per measure, the mean difference (first pool
-minus second) with its 95% Student-t interval over the pairs.
+"""The device's own effect: runs of the same settings and seed trained on two devices, each in its
+device's pool, paired by their settings (less the precision asked for: `auto` and the fp32 it
+resolved to are one training); per measure, the mean difference (first pool minus second) with
+its 95% Student-t interval over the pairs.
 
     python scripts/device_effect.py docs/study/runs-cpu docs/study/runs
 """
@@ -12,16 +13,21 @@ import sys
 from pathlib import Path
 
 from regulab.analysis import MEASURES
+from regulab.config import Config
 from regulab.report import interval_text
 from regulab.stats import t_interval
+from regulab.study import run_key
 
 
 def finished(pool: Path) -> dict[str, dict]:
+    """The pool's finished runs' metrics, by the key of their settings with the precision left out."""
     out = {}
     for metrics in sorted(pool.glob("*/metrics.json")):
         m = json.loads(metrics.read_text())
         m["gap"] = None if m.get("final_val_acc") is None else m["final_acc"] - m["final_val_acc"]
-        out[metrics.parent.name] = m
+        config = json.loads((metrics.parent / "config.json").read_text())
+        cfg = Config(**{**{k: v for k, v in config.items() if k != "out"}, "precision": "auto"})
+        out[run_key(cfg)] = m
     return out
 
 
@@ -34,7 +40,8 @@ def main(first: str, second: str) -> None:
     print(f"{len(keys)} runs trained on both devices ({devices}): {', '.join(keys)}")
     for m in MEASURES:
         diffs = [a[k][m.key] - b[k][m.key] for k in keys if a[k].get(m.key) is not None and b[k].get(m.key) is not None]
-        print(f"  Δ {m.heading}: {interval_text(t_interval(diffs), signed=True)} (n={len(diffs)})")
+        if diffs:
+            print(f"  Δ {m.heading}: {interval_text(t_interval(diffs), signed=True)} (n={len(diffs)})")
 
 
 if __name__ == "__main__":

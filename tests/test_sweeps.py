@@ -269,8 +269,11 @@ def test_report_renders_in_a_browser(l2_sweep, tmp_path):
                    check=True, capture_output=True, timeout=120)
     dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], check=True, capture_output=True, text=True,
                          timeout=120).stdout
-    assert dom.count("<tr") == 4 + 3 and "l2=0.01" in dom  # summary: header and 3 groups; paired: header and 2
-    assert dom.count("<img") == 3
+    # Rows per table: the summary (header and 3 groups), then the paired differences and the decision
+    # (header and the 2 groups beside the baseline each).
+    assert [table.count("<tr") for table in dom.split("<table")[1:]] == [4, 3, 3] and "l2=0.01" in dom
+    figures = {"val_curves.png", "gap.png", "weights.png", "by_setting.png", "differences.png"}
+    assert {p.name for p in (l2_sweep / "l2").glob("*.png")} == figures and dom.count("<img") == len(figures)
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     # Matplotlib's first two line colours, C0 blue and C1 orange, appear only if the figures rendered.
     for rgb in ((31, 119, 180), (255, 127, 14)):

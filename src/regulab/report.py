@@ -380,14 +380,13 @@ def html_tables(rows: list[dict]) -> str:
 
 def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, decision, notes: list[str], figures: dict) -> str:
     head, body, paired_head, paired_body = tables
-    table = _table
     rank, best = _best(rows)
     missing = [f"{r['group']} ({r['n']}/{r['planned']})" for r in rows if r["n"] < r["planned"]]
     status = (f"<p class=warn>Not complete: {html.escape(', '.join(missing))} finished of planned. The same command "
               "continues it.</p>" if missing else "")
     what = " ".join(manifest["presets"]) + "".join(f" × {k} = {', '.join(map(str, v))}" for k, v in manifest["grid"].items())
-    paired = ("<h2>Paired differences</h2>" + table(paired_head, paired_body) + "<h2>The decision</h2>"
-              + table(*decision) + "<ul class=note>" + "".join(f"<li>{_emphasis(n)}</li>" for n in notes) + "</ul>"
+    paired = ("<h2>Paired differences</h2>" + _table(paired_head, paired_body) + "<h2>The decision</h2>"
+              + _table(*decision) + "<ul class=note>" + "".join(f"<li>{_emphasis(n)}</li>" for n in notes) + "</ul>"
               if paired_body else "")
     images = "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
                      f'src="data:image/png;base64,{base64.b64encode(png).decode()}">' for title, png in figures.values())
@@ -411,7 +410,7 @@ pre {{ background: #f6f6f6; padding: .6em; font-size: 12px; }}
 <h1>{html.escape(what)}</h1>
 <p>{len(runs)} finished runs in {len(rows)} groups, on the same train/validation split, with matched seeds.{best_text}</p>
 {status}
-{table(head, body, best)}
+{_table(head, body, best)}
 <p class="note">Each cell: mean ± standard deviation over seeds [95% confidence interval of the mean, Student t
 with n - 1 degrees of freedom]; n is finished of planned seeds, and one seed has no interval. <i>gap</i> is
 final train accuracy minus final validation accuracy. <i>test acc</i>, <i>ECE</i> (expected calibration error,

@@ -11,7 +11,7 @@ import torch
 from regulab.cli import main
 from regulab.errors import RegulabError
 from regulab.rundir import RunDir
-from regulab.runtime import CoreShare, usable_cores
+from regulab.runtime import CoreShare, resolve_device, usable_cores
 
 
 @pytest.fixture
@@ -116,3 +116,18 @@ def test_two_trainings_started_together_split_the_cores(quick, tmp_path):
     # The later one saw the earlier one (on one core too: a pinned test worker gives both the same one).
     assert any(f"of {usable_cores()} cores (1 other regulab training running" in out for out in outputs), outputs
 
+
+
+def test_fp32_on_a_gpu_is_ieee_not_tf32(monkeypatch):
+    """PyTorch's default lets cuDNN compute fp32 convolutions in TF32; a GPU run of regulab must not."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    backends = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [b.fp32_precision for b in backends]
+    try:
+        for b in backends:
+            b.fp32_precision = "tf32"
+        assert resolve_device("cuda") == torch.device("cuda")
+        assert [b.fp32_precision for b in backends] == ["ieee", "ieee"]
+    finally:
+        for b, value in zip(backends, before):
+            b.fp32_precision = value

@@ -116,8 +116,8 @@ class Config:
     seed: int = setting(0, "random seed of the weights, shuffling, dropout and augmentation (the split has its own)")
     # -- execution: change speed, never results beyond rounding
     device: str = setting("auto", "where to train: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, cuda")
-    precision: str = setting("auto", "auto (bf16 autocast where the chip has native bf16, else fp32), fp32, bf16; "
-                             "the final test is scored in fp32 either way")
+    precision: str = setting("auto", "auto (bf16 autocast where the chip has native bf16, else fp32), fp32 (IEEE, no "
+                             "TF32 on a GPU), bf16; the final test is scored in fp32 either way")
     threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)")
     deterministic: bool = setting(False, "only deterministic kernels, so equal seeds give bit-equal runs")
     eval_batch_size: int = setting(1000, "images per batch when evaluating: bigger is faster, the numbers are the same")

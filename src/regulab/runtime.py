@@ -29,6 +29,12 @@ def resolve_device(name: str) -> torch.device:
         raise RegulabError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        # fp32 means IEEE fp32 on a GPU as on a CPU: PyTorch lets cuDNN run fp32 convolutions in
+        # TF32 (a 10-bit mantissa) by default on Ampere and later, so an "fp32" run would not be
+        # one. bf16 runs are unaffected (autocast computes their convolutions in bf16).
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
     return torch.device(name)
 
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Parts 12 and 14's studies on one GPU (docs/results.md), in fp32 (IEEE: no TF32), every pair on
+# the GPU. One pool, STUDY_DIR/runs-gpu, starts from the first study's 29 GPU runs (fp32 by their
+# metrics, copied in under their fp32 keys) and the GPU runs committed since (docs/study/runs-gpu),
+# so nothing is trained twice. Two streams at once keep the GPU full; they share no run, so
+# neither waits on a run the other holds:
+#   A. seed vs seed-noreg: 10 paired seeds, then rounds of 2 while undecided on test accuracy, to 16
+#      (first: seed-noreg seeds 0 and 1, which make every first-study GPU run one of a GPU pair);
+#      then part (a)'s presets and part (b)'s L2 strengths from 3 seeds to 6 while undecided;
+#      then the weight norms of seed-noreg, seed and seed-wd on 6 seeds
+#   B. label noise 0, 0.2, 0.4 for seed-noreg and seed-all on 25% of the training split, 2 seeds;
+#      the new presets (seed-sam, seed-trivial), 3 seeds; then their comparison with seed-noreg
+#      (seeds 0-2, which stream A trains first)
+# Part (c)'s data sizes stay on the CPU, where all their runs are.
+# Usage: scripts/study_gpu.sh STUDY_DIR   (regulab on PATH or REGULAB=...; JOBS_A, JOBS_B: processes;
+#        STUDY_ARGS: options added to every command, e.g. "--data cifar10-mini --epochs 1" for a dry run)
+set -u
+study=${1:?usage: scripts/study_gpu.sh STUDY_DIR}
+regulab=${REGULAB:-regulab}
+here=$(cd "$(dirname "$0")/.." && pwd)
+pool="$study/runs-gpu"
+python=${PYTHON:-python3}
+mkdir -p "$pool"
+gpu_runs=$(grep -l '"device": "cuda"' "$here"/docs/study/runs/*/metrics.json | xargs -n1 dirname)
+"$python" "$here/scripts/pin_precision.py" fp32 "$pool" $gpu_runs >/dev/null
+for run in "$here"/docs/study/runs-gpu/*/; do
+  [ -d "$run" ] && [ ! -e "$pool/$(basename "$run")" ] && cp -rL "$run" "$pool/$(basename "$run")"
+done
+
+common=(--runs-dir "$pool" --threads 1 --margin 0.005 --precision fp32 ${STUDY_ARGS:-})
+stream_a() {
+  local a=("${common[@]}" --jobs "${JOBS_A:-8}")
+  "$regulab" compare seed-noreg seed --seeds 10 --max-seeds 16 --seeds-per-round 2 --baseline seed-noreg \
+    --out "$study/seed-question-gpu" "${a[@]}" &&
+  "$regulab" compare seed-noreg seed-dropout seed-augment seed-bn seed-wd seed-all seed --seeds 3 --max-seeds 6 \
+    --seeds-per-round 1 --baseline seed-noreg --out "$study/presets-gpu" "${a[@]}" &&
+  "$regulab" sweep seed-noreg --grid l2=0,1e-4,3e-4,1e-3,3e-3,1e-2 --seeds 3 --max-seeds 6 --seeds-per-round 1 \
+    --baseline l2=0 --out "$study/l2-gpu" "${a[@]}" &&
+  "$regulab" compare seed-noreg seed seed-wd --seeds 6 --baseline seed-noreg --out "$study/weights-gpu" "${a[@]}"
+}
+stream_b() {
+  local b=("${common[@]}" --jobs "${JOBS_B:-6}")
+  "$regulab" sweep seed-noreg seed-all --grid label_noise=0,0.2,0.4 --train-fraction 0.25 --seeds 2 \
+    --baseline label_noise=0 --out "$study/noise-gpu" "${b[@]}" &&
+  "$regulab" compare seed-sam seed-trivial --seeds 3 --out "$study/presets14-runs-gpu" "${b[@]}" &&
+  "$regulab" compare seed-noreg seed-sam seed-trivial --seeds 3 --baseline seed-noreg --out "$study/presets14-gpu" "${b[@]}"
+}
+# Under `timeout`, a TERM reaches every process of the group: each training saves its checkpoint
+# and stops, and the same command continues them on a machine that still holds the folder.
+stream_a > "$study/stream_a.log" 2>&1 &
+stream_b > "$study/stream_b.log" 2>&1 &
+wait

@@ -45,4 +45,6 @@ def main(first: str, second: str) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(f"usage: python scripts/device_effect.py FIRST_POOL SECOND_POOL\n{__doc__}")
     main(*sys.argv[1:3])

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sp
 
 from regulab import stats
-from regulab.analysis import Design, paired_measure, simulate_design, summarize
+from regulab.analysis import Design, paired_measure, simulate_design, summarize, undecided
 
 DIFFS = [0.004, -0.002, 0.001, 0.003, -0.001]  # mean 0.001, s 0.0025495, standard error 0.0011402
 
@@ -59,6 +59,31 @@ def test_holm_is_applied_over_a_tables_rows():
     assert adjusted == pytest.approx(stats.holm(raw)) and adjusted[0] == pytest.approx(2 * raw[0])
     none = summarize(manifest, runs, design=Design(seeds=4, correction="none"))
     assert none[1]["paired"]["test_acc"]["p_difference_adjusted"] == pytest.approx(raw[0])
+
+
+def test_no_verdict_before_the_planned_seeds_have_finished():
+    """An adaptive study looked at before its first look (4 of 10 seeds here, as a report of a
+    study still training is) shows its numbers but gives no verdict, however small p is."""
+    base = [0.70, 0.72, 0.74, 0.71]
+    treated = [v + d for v, d in zip(base, (0.010, 0.012, 0.011, 0.009))]  # p < 0.001 at 4 pairs
+    manifest = {"baseline": "a", "groups": [{"label": g, "preset": g, "point": {}, "runs": {str(s): f"{g}{s}" for s in range(10)}}
+                                            for g in ("a", "b")]}
+    metrics = {"best_val_acc": 0.7, "gap": 0.1, "test_ece": 0.05, "test_loss": 1, "best_epoch": 3, "seconds": 60,
+               "precision": "fp32"}
+    runs = [{"group": g, "seed": s, "metrics": {**metrics, "test_acc": v}}
+            for g, values in (("a", base), ("b", treated)) for s, v in enumerate(values)]
+    design = Design(seeds=10, max_seeds=16, seeds_per_round=2, margin=0.005)
+    row = summarize(manifest, runs, design=design, bootstrap=0)[1]
+    cell = row["paired"]["test_acc"]
+    assert cell["n"] == 4 and cell["p_difference"] < 0.001 and cell["low"] > 0  # the numbers are shown
+    assert cell["verdict"] == stats.INTERIM and row["stopped"] == "in progress: 4 of 10 pairs finished"
+    assert undecided([row], design) == []  # and no round is added before the plan's seeds have finished
+    # The same differences over all ten planned seeds are judged, at the design's first look.
+    base, treated = base * 3, treated * 3
+    runs = [{"group": g, "seed": s, "metrics": {**metrics, "test_acc": v}}
+            for g, values in (("a", base[:10]), ("b", treated[:10])) for s, v in enumerate(values)]
+    row = summarize(manifest, runs, design=design, bootstrap=0)[1]
+    assert row["paired"]["test_acc"]["verdict"] == "better" and row["stopped"] == "decided at 10 seeds: better"
 
 
 def test_power_matches_g_power():

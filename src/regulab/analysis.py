@@ -104,7 +104,7 @@ def paired_measure(diffs: list[float], design: Design, higher_is_better: bool) -
     values = np.asarray(diffs, dtype=float)
     sequential = design.sequential
     looks = [n for n in sequential.looks if n <= len(values)] if sequential else []
-    if not looks:  # a fixed design, or an adaptive one before its first look: one look, now
+    if not looks:  # a fixed design, or an adaptive one before its first look (shown, not judged: INTERIM)
         looks, sequential = [len(values)], stats.SequentialDesign((len(values),))
     out["looks"] = looks
     out["p_difference"] = sequential.p_value([stats.difference_p(values[:n]) for n in looks], sided=2)
@@ -123,9 +123,9 @@ def _adjust(rows: list[dict], design: Design) -> None:
             adjusted = stats.holm(raw) if design.correction == "holm" else raw
             for cell, p in zip(cells, adjusted):
                 cell[f"{kind}_adjusted"] = p
-        for cell in cells:
+        for row, cell in zip(paired, cells):
             cell["verdict"] = stats.verdict(cell["p_difference_adjusted"], cell["p_equivalence_adjusted"],
-                                            cell["mean"], m.higher_is_better)
+                                            cell["mean"], m.higher_is_better) if row["complete"] else stats.INTERIM
 
 
 def seeds_needed(sd: float | None, design: Design, effect: float | None, observed: float | None) -> dict:
@@ -180,7 +180,9 @@ def summarize(manifest: dict, runs: list[dict], baseline: str | None = None, des
         if base is not None and base.label != group.label:
             theirs = {s: r["metrics"] for s, r in by_group.get(base.label, {}).items()}
             seeds, crossed = pairs(mine, theirs)
-            row.update(baseline=base.label, pair_seeds=seeds, cross_device=crossed)
+            # Complete: this group and its baseline have finished every seed the plan gives the group.
+            complete = len(mine) == len(group.runs) and set(group.runs) <= set(theirs)
+            row.update(baseline=base.label, pair_seeds=seeds, cross_device=crossed, complete=complete)
             row["paired"] = {m.key: paired_measure([mine[s][m.key] - theirs[s][m.key] for s in seeds
                                                     if mine[s].get(m.key) is not None and theirs[s].get(m.key) is not None],
                                                    design, m.higher_is_better) for m in MEASURES}
@@ -204,12 +206,12 @@ def _why_stopped(row: dict, design: Design, primary: Measure) -> str | None:
     if not design.adaptive or "paired" not in row:
         return None
     cell = row["paired"][primary.key]
+    if cell["verdict"] == stats.INTERIM:
+        return f"in progress: {cell['n']} of {row['planned']} pairs finished"
     if cell["verdict"] in ("better", "worse", "equivalent"):
         return f"decided at {cell['n']} seeds: {cell['verdict']}"
     if row["n"] >= design.max_seeds:
         return f"reached --max-seeds {design.max_seeds}: still undecided"
-    if row["n"] < row["planned"]:
-        return f"in progress: {row['n']} of {row['planned']} seeds finished"
     return f"undecided at {row['n']} seeds: the next round adds {min(design.seeds_per_round, design.max_seeds - row['n'])}"
 
 

@@ -97,6 +97,8 @@ def decision_notes(rows: list[dict], design: Design) -> list[str]:
                      f"{'were' if crossed > 1 else 'was'} left out: a device moves a run as much as a seed does.")
     words = ["better", "worse", "equivalent", "undecided"] if design.margin is not None else \
         ["better", "worse", "no clear difference"]
+    if any(not r["complete"] for r in paired):
+        words.append(stats.INTERIM)
     notes.append("Verdicts: " + "; ".join(f"*{w}*: {stats.WORDS[w]}" for w in words)
                  + (f". The margin is ±{design.margin:g} in each measure's own units." if design.margin is not None else "."))
     family = len(paired)

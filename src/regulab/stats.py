@@ -35,6 +35,7 @@ from scipy import integrate, stats
 
 ALPHA = 0.05  # every test's level: 95% intervals for differences, 90% for equivalence (TOST)
 NO_INTERVAL = "n < 2: no interval"
+INTERIM = "interim"  # a comparison whose planned seeds have not all finished: the numbers so far, no verdict
 WORDS = {  # what each verdict means, for the reports
     "better": "the paired difference is in the better direction and its adjusted p-value is below 5% "
               "(the 95% interval excludes zero)",
@@ -43,6 +44,8 @@ WORDS = {  # what each verdict means, for the reports
                   "within [-margin, +margin]), after the same adjustment",
     "undecided": "neither: more seeds may decide it",
     "no clear difference": "no margin was given and the 95% interval includes zero",
+    INTERIM: "the group or its baseline has not finished the seeds planned for it: the numbers so far, and no "
+             "verdict until they have (a verdict at an unplanned look would raise the error rate the plan keeps)",
 }
 
 

@@ -2,8 +2,8 @@
 # Parts 12 and 14's studies on one GPU (docs/results.md), in fp32 (IEEE: no TF32), every pair on
 # the GPU. One pool, STUDY_DIR/runs-gpu, starts from the first study's 29 GPU runs (fp32 by their
 # metrics, copied in under their fp32 keys) and the GPU runs committed since (docs/study/runs-gpu),
-# so nothing is trained twice. Two streams at once keep the GPU full; they share no run, so
-# neither waits on a run the other holds:
+# so nothing is trained twice. Two streams at once keep the GPU full (10 and 4 processes: the
+# seed question's 16 first runs in two waves); they share no run, so neither waits on the other:
 #   A. seed vs seed-noreg: 10 paired seeds, then rounds of 2 while undecided on test accuracy, to 16
 #      (first: seed-noreg seeds 0 and 1, which make every first-study GPU run one of a GPU pair);
 #      then part (a)'s presets and part (b)'s L2 strengths from 3 seeds to 6 while undecided;
@@ -29,7 +29,7 @@ done
 
 common=(--runs-dir "$pool" --threads 1 --margin 0.005 --precision fp32 ${STUDY_ARGS:-})
 stream_a() {
-  local a=("${common[@]}" --jobs "${JOBS_A:-8}")
+  local a=("${common[@]}" --jobs "${JOBS_A:-10}")
   "$regulab" compare seed-noreg seed --seeds 10 --max-seeds 16 --seeds-per-round 2 --baseline seed-noreg \
     --out "$study/seed-question-gpu" "${a[@]}" &&
   "$regulab" compare seed-noreg seed-dropout seed-augment seed-bn seed-wd seed-all seed --seeds 3 --max-seeds 6 \
@@ -39,7 +39,7 @@ stream_a() {
   "$regulab" compare seed-noreg seed seed-wd --seeds 6 --baseline seed-noreg --out "$study/weights-gpu" "${a[@]}"
 }
 stream_b() {
-  local b=("${common[@]}" --jobs "${JOBS_B:-6}")
+  local b=("${common[@]}" --jobs "${JOBS_B:-4}")
   "$regulab" sweep seed-noreg seed-all --grid label_noise=0,0.2,0.4 --train-fraction 0.25 --seeds 2 \
     --baseline label_noise=0 --out "$study/noise-gpu" "${b[@]}" &&
   "$regulab" compare seed-sam seed-trivial --seeds 3 --out "$study/presets14-runs-gpu" "${b[@]}" &&

@@ -39,7 +39,7 @@ while :; do
     cp "$plan" "docs/study/$part/"
     "$regulab" report "docs/study/$part" >/dev/null 2>&1 || true  # no finished run of that part yet
   done
-  finished=$(ls -d "$study"/runs*/*/ 2>/dev/null | wc -l)
+  finished=$(ls "$study"/runs*/*/metrics.json 2>/dev/null | wc -l)
   git add docs/study 2>/dev/null && git commit -q -m "study: $finished runs in the pools" -- docs/study >/dev/null 2>&1 \
     && echo "$(date +%H:%M) committed: $finished runs in the pools"  # nothing new: nothing to say
   [ "$every" -gt 0 ] || break

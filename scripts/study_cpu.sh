@@ -17,11 +17,7 @@ regulab=${REGULAB:-regulab}
 here=$(cd "$(dirname "$0")/.." && pwd)
 pool="$study/runs-cpu"
 python=${PYTHON:-$(dirname "$(command -v "$regulab")")/python}
-cpu_runs=$(grep -l '"device": "cpu"' "$here"/docs/study/runs/*/metrics.json | xargs -n1 dirname)
-"$python" "$here/scripts/pin_precision.py" fp32 "$pool" $cpu_runs "$here/docs/study/gpu/cpu-crosscheck"
-for run in "$here"/docs/study/runs-cpu/*/; do  # runs this study finished on another machine, committed
-  [ -e "$pool/$(basename "$run")" ] || cp -rL "$run" "$pool/$(basename "$run")"
-done
+PYTHON=$python "$here/scripts/seed_pool.sh" cpu "$pool" "$here/docs/study/gpu/cpu-crosscheck"
 
 common=(--runs-dir "$pool" --jobs 2 --threads 1 --margin 0.005 --precision fp32)
 "$regulab" compare seed-noreg seed --seeds 10 --max-seeds 16 --seeds-per-round 2 --baseline seed-noreg \

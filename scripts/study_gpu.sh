@@ -19,13 +19,7 @@ study=${1:?usage: scripts/study_gpu.sh STUDY_DIR}
 regulab=${REGULAB:-regulab}
 here=$(cd "$(dirname "$0")/.." && pwd)
 pool="$study/runs-gpu"
-python=${PYTHON:-python3}
-mkdir -p "$pool"
-gpu_runs=$(grep -l '"device": "cuda"' "$here"/docs/study/runs/*/metrics.json | xargs -n1 dirname)
-"$python" "$here/scripts/pin_precision.py" fp32 "$pool" $gpu_runs >/dev/null
-for run in "$here"/docs/study/runs-gpu/*/; do
-  [ -d "$run" ] && [ ! -e "$pool/$(basename "$run")" ] && cp -rL "$run" "$pool/$(basename "$run")"
-done
+"$here/scripts/seed_pool.sh" cuda "$pool" >/dev/null
 
 common=(--runs-dir "$pool" --threads 1 --margin 0.005 --precision fp32 ${STUDY_ARGS:-})
 stream_a() {

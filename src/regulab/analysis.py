@@ -217,11 +217,11 @@ def _why_stopped(row: dict, design: Design, primary: Measure) -> str | None:
 
 def undecided(rows: list[dict], design: Design) -> list[dict]:
     """The paired rows the next adaptive round gives more seeds: undecided on the primary
-    measure, every planned seed finished, fewer than `max_seeds`."""
+    measure (so every planned seed finished: before that a row is INTERIM), fewer than `max_seeds`."""
     key = design.primary
     return [r for r in rows if "paired" in r and r["paired"][key]["verdict"] in ("undecided", "no clear difference",
                                                                                    stats.NO_INTERVAL)
-            and r["n"] == r["planned"] and r["n"] < design.max_seeds]
+            and r["n"] < design.max_seeds]
 
 
 def simulate_design(design: Design, effect: float, sd: float, studies: int, rng: np.random.Generator) -> dict:

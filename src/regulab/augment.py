@@ -8,6 +8,8 @@ are therefore class-probability rows (N, classes) rather than indices.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -91,8 +93,10 @@ def cutmix(x: torch.Tensor, target: torch.Tensor, alpha: float, generator: torch
 # TrivialAugment (Müller & Hutter, "TrivialAugment: Tuning-free Yet State-of-the-Art Data
 # Augmentation", ICCV 2021), its wide ranges as torchvision's TrivialAugmentWide: each image gets
 # one operation, chosen uniformly, at a strength chosen uniformly among 31 steps from 0 to the
-# operation's largest. Done on whole batches in pixel space ([0, 1]); one pass per operation over
-# the images that drew it, never a loop over images.
+# operation's largest. Done on whole batches in pixel space ([0, 1]), never a loop over images:
+# the operations fall in six families (geometry, blends, posterize, solarize, autocontrast,
+# equalize), and each family is one pass over the batch with each image's own parameters
+# (geometry is one resampling with a matrix per image), kept where the image drew that family.
 
 TRIVIAL_STEPS = 31
 # name: the largest strength (a signed one is mirrored at random); the unit is the operation's own.
@@ -107,36 +111,45 @@ TRIVIAL_OPS = {
     "autocontrast": 0.0, "equalize": 0.0,
 }
 SIGNED = {"shear_x", "shear_y", "translate_x", "translate_y", "rotate", "brightness", "color", "contrast", "sharpness"}
+GEOMETRY = ("shear_x", "shear_y", "translate_x", "translate_y", "rotate")
+BLENDS = ("brightness", "color", "contrast", "sharpness")
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
 
 
-def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """b + factor * (a - b), clipped to [0, 1]: factor 1 is `a` itself, 0 is `b` (PIL's ImageEnhance)."""
-    return (b + factor.view(-1, 1, 1, 1) * (a - b)).clamp(0, 1)
-
-
-def _affine(x: torch.Tensor, op: str, strength: torch.Tensor) -> torch.Tensor:
-    """Shear, translate or rotate about the image's centre; what comes in from outside is black."""
+def _geometry(x: torch.Tensor, drew: dict[str, torch.Tensor], strength: torch.Tensor) -> torch.Tensor:
+    """Shear, translate or rotate each image about its centre, one matrix per image (the
+    identity's entries where it drew another operation); what comes in from outside is black."""
     n, _, h, w = x.shape
-    theta = torch.zeros(n, 2, 3, device=x.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    if op == "shear_x":
-        theta[:, 0, 1] = strength
-    elif op == "shear_y":
-        theta[:, 1, 0] = strength
-    elif op == "translate_x":
-        theta[:, 0, 2] = -2 * strength / w  # content moves right by `strength` pixels
-    elif op == "translate_y":
-        theta[:, 1, 2] = -2 * strength / h
-    else:  # rotate, counter-clockwise as PIL's
-        angle = torch.deg2rad(strength)
-        theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle), -torch.sin(angle)
-        theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle), torch.cos(angle)
-    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    zero = torch.zeros_like(strength)
+    angle = torch.deg2rad(torch.where(drew["rotate"], strength, zero))  # counter-clockwise, as PIL's
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([
+        torch.stack([cos, torch.where(drew["shear_x"], strength, -sin),
+                     torch.where(drew["translate_x"], -2 * strength / w, zero)], 1),  # content moves right
+        torch.stack([torch.where(drew["shear_y"], strength, sin), cos,
+                     torch.where(drew["translate_y"], -2 * strength / h, zero)], 1),
+    ], 1)
+    grid = torch.nn.functional.affine_grid(theta, [n, *x.shape[1:]], align_corners=False)
     return torch.nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _blends(x: torch.Tensor, drew: dict[str, torch.Tensor], strength: torch.Tensor) -> torch.Tensor:
+    """PIL's ImageEnhance: x blended with a reference image by the factor 1 + strength (1 is x
+    itself, 0 the reference): black (brightness), the image's gray (color), its mean gray
+    (contrast) or its smoothed self, the border kept as it is (sharpness)."""
+    gray = _gray(x)
+    kernel = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device) / 13
+    smoothed = x.clone()
+    smoothed[..., 1:-1, 1:-1] = torch.nn.functional.conv2d(x, kernel.expand(x.shape[1], 1, 3, 3).contiguous(),
+                                                           groups=x.shape[1])
+    reference = torch.where(drew["brightness"].view(-1, 1, 1, 1), torch.zeros_like(x),
+                torch.where(drew["color"].view(-1, 1, 1, 1), gray.expand_as(x),
+                torch.where(drew["contrast"].view(-1, 1, 1, 1), gray.mean(dim=(1, 2, 3), keepdim=True).expand_as(x),
+                            smoothed)))
+    return (reference + (1 + strength).view(-1, 1, 1, 1) * (x - reference)).clamp(0, 1)
 
 
 def _equalize(x: torch.Tensor) -> torch.Tensor:
@@ -152,50 +165,46 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
     return (out / 255).view(n, c, h, w)
 
 
+def trivial_ops(x: torch.Tensor, op: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """Each image of a batch in [0, 1] through its own TrivialAugment operation (`op`, its index in
+    TRIVIAL_OPS) at its own strength (signed where the operation has a direction)."""
+    drew = {name: op == i for i, name in enumerate(TRIVIAL_OPS)}  # masks on the device: nothing read back
+
+    def where_drew(names, done, out):  # `done` for the images that drew one of `names`
+        return torch.where(torch.stack([drew[name] for name in names]).any(0).view(-1, 1, 1, 1), done, out)
+
+    out = where_drew(GEOMETRY, _geometry(x, drew, strength), x)
+    out = where_drew(BLENDS, _blends(x, drew, strength), out)
+    kept = torch.where(drew["posterize"], 8 - strength.round(), 8).long().view(-1, 1, 1, 1)  # bits of 8
+    out = where_drew(["posterize"], ((x * 255).round().long() & ((0xFF << (8 - kept)) & 0xFF)).float() / 255, out)
+    threshold = torch.where(drew["solarize"], 1 - strength, 2).view(-1, 1, 1, 1)  # at or above it: inverted
+    out = where_drew(["solarize"], torch.where(x >= threshold, 1 - x, x), out)
+    low, high = x.amin(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)
+    out = where_drew(["autocontrast"], torch.where(high > low, (x - low) / (high - low).clamp(min=1e-12), x), out)
+    return where_drew(["equalize"], _equalize(x), out)
+
+
 def trivial_op(x: torch.Tensor, op: str, strength: torch.Tensor) -> torch.Tensor:
-    """One TrivialAugment operation on a batch in [0, 1], with a strength per image (signed where
-    the operation has a direction)."""
-    if op in ("shear_x", "shear_y", "translate_x", "translate_y", "rotate"):
-        return _affine(x, op, strength)
-    if op == "brightness":
-        return _blend(x, torch.zeros_like(x), 1 + strength)
-    if op == "color":
-        return _blend(x, _gray(x).expand_as(x), 1 + strength)
-    if op == "contrast":
-        return _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True).expand_as(x), 1 + strength)
-    if op == "sharpness":  # against PIL's smoothing filter, the border kept as it is
-        kernel = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device) / 13
-        smooth = torch.nn.functional.conv2d(x, kernel.expand(x.shape[1], 1, 3, 3).contiguous(), groups=x.shape[1])
-        blurred = x.clone()
-        blurred[..., 1:-1, 1:-1] = smooth
-        return _blend(x, blurred, 1 + strength)
-    if op == "posterize":
-        kept = (8 - strength.round()).long().view(-1, 1, 1, 1)
-        mask = (0xFF << (8 - kept)) & 0xFF
-        return ((x * 255).round().long() & mask).float() / 255
-    if op == "solarize":
-        return torch.where(x >= (1 - strength).view(-1, 1, 1, 1), 1 - x, x)
-    if op == "autocontrast":
-        low, high = x.amin(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)
-        return torch.where(high > low, (x - low) / (high - low).clamp(min=1e-12), x)
-    if op == "equalize":
-        return _equalize(x)
-    return x  # identity
+    """One named TrivialAugment operation on every image of a batch, at a strength per image."""
+    return trivial_ops(x, torch.full((len(x),), list(TRIVIAL_OPS).index(op), device=x.device), strength)
+
+
+@functools.cache
+def _trivial_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each operation's largest strength, and whether it is signed, on the device once: a table
+    copied from the host at every step would stall a GPU's queue."""
+    return (torch.tensor(list(TRIVIAL_OPS.values()), device=device),
+            torch.tensor([name in SIGNED for name in TRIVIAL_OPS], device=device))
 
 
 def trivial_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """TrivialAugment on a batch in [0, 1]: one random operation at a random strength per image."""
-    names = list(TRIVIAL_OPS)
     n, device = len(x), x.device
-    chosen = _uniform_ints(len(names), n, generator)
+    op = _uniform_ints(len(TRIVIAL_OPS), n, generator)
     step = _uniform_ints(TRIVIAL_STEPS, n, generator).float() / (TRIVIAL_STEPS - 1)
     sign = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -1.0, 1.0)
-    out = x.clone()
-    for i, name in enumerate(names):
-        picked = chosen == i  # a mask on the device: no count is read back to the host
-        strength = step * TRIVIAL_OPS[name] * (sign if name in SIGNED else 1.0)
-        out = torch.where(picked.view(-1, 1, 1, 1), trivial_op(x, name, strength), out)
-    return out
+    largest, signed = _trivial_tables(device)
+    return trivial_ops(x, op, step * largest[op] * torch.where(signed[op], sign, 1.0))
 
 
 class BatchAugment:

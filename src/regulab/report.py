@@ -188,9 +188,13 @@ def _per_epoch(group: list[dict], value) -> tuple[list[int], list[float], list[f
 
 
 def _curves_figure(runs: list[dict], panels: list[tuple[str, str, object]]) -> Figure:
-    """Per-epoch overlays, one line per group (mean over seeds, the band spans them)."""
-    fig = Figure(figsize=(6 * len(panels), 4.5), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    """Per-epoch overlays, one line per group (mean over seeds, the band spans them), four
+    panels to a row (a page's width: the kernel norms have one panel a layer), one legend."""
+    columns = min(len(panels), 4)
+    rows = -(-len(panels) // columns)
+    fig = Figure(figsize=(6 * columns if columns < 3 else 4.4 * columns, 4.5 if rows == 1 else 3.4 * rows),
+                 layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
     labels = list(dict.fromkeys(r["group"] for r in runs))
     for ax, (title, ylabel, value) in zip(axes, panels):
         for i, label in enumerate(labels):
@@ -200,7 +204,9 @@ def _curves_figure(runs: list[dict], panels: list[tuple[str, str, object]]) -> F
                 ax.fill_between(epochs, low, high, color=f"C{i % 10}", alpha=0.15, lw=0)
         ax.set(title=title, xlabel="epochs", ylabel=ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    axes[0].legend(fontsize=8)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     return fig
 
 

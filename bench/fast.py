@@ -15,7 +15,6 @@ The goal: mean TTA accuracy >= 0.94 over at least 5 seeds, mean wall time <= 480
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -23,21 +22,11 @@ from pathlib import Path
 import torch
 
 from regulab.config import make_config
-from regulab.runtime import resolve_device
+from regulab.runtime import device_name, resolve_device
 from regulab.study import parse_grid
 from regulab.training import train
 
 HERE = Path(__file__).resolve().parent
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -87,7 +76,7 @@ def main():
     variants = {label: (label.split("+")[0], {k: v[0] for k, v in parse_grid(label.split("+")[1:]).items()})
                 for label in plan}
     device = resolve_device(args.device)
-    machine = {"device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
+    machine = {"device": device_name(device),
                "threads": torch.get_num_threads(), "torch": torch.__version__}
     path = args.json or HERE / "results" / f"fast{'_cuda' if device.type == 'cuda' else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ JSON goes to bench/results/throughput.json.
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from regulab import data as data_lib
 from regulab.config import make_config
 from regulab.evaluation import autocast
 from regulab.models import create_model
-from regulab.runtime import native_bf16
+from regulab.runtime import device_name, native_bf16
 from regulab.training import train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -139,7 +138,7 @@ def main():
         print(f"{r['precision']:<10}{r['bare_images_per_s']:>12,.0f}{r['regulab_images_per_s']:>15,.0f}"
               f"{r['regulab_over_bare']:>8.2f}{r['regulab_epoch_seconds']:>20.1f}{keras_columns}")
     RESULTS.mkdir(exist_ok=True)
-    info = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    info = {"machine": device_name(torch.device("cpu")), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "train_images": len(splits.train[1]), "repeats": args.repeats, "rows": rows}
     (RESULTS / "throughput.json").write_text(json.dumps(info, indent=2) + "\n")
 

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from regulab.cli import main
+from regulab.runtime import device_name
 
 
 def regulab(*args, env=None):
@@ -29,6 +30,7 @@ def test_train_end_to_end_into_a_run_folder(tmp_path, capsys):
     assert len(rows) == 2 and {"loss", "acc", "val_loss", "val_acc", "data_loss", "penalty", "lr", "seconds"} <= set(rows[0])
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["test_acc"] <= 1 and metrics["test_size"] == 1000
+    assert metrics["device"] == "cpu" and metrics["hardware"] == device_name(torch.device("cpu"))  # timings' machine
     with Image.open(out / "curves.png") as png:
         assert png.size == (1000, 500)  # the seed's 10x5 inch figure, two panels
 

@@ -2,8 +2,10 @@
 
 import json
 import os
+import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ import torch
 from regulab.cli import main
 from regulab.errors import RegulabError
 from regulab.rundir import RunDir
-from regulab.runtime import CoreShare, resolve_device, usable_cores
+from regulab.runtime import CoreShare, device_name, resolve_device, usable_cores
 
 
 @pytest.fixture
@@ -131,3 +133,13 @@ def test_fp32_on_a_gpu_is_ieee_not_tf32(monkeypatch):
     finally:
         for b, value in zip(backends, before):
             b.fp32_precision = value
+
+
+def test_the_hardware_is_named_by_its_model(monkeypatch):
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():  # Linux: the model the kernel reports, not the architecture's name
+        models = {line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("model name")}
+        assert device_name(torch.device("cpu")) in (models or {platform.processor() or platform.machine()})
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert device_name(torch.device("cuda", 0)) == "NVIDIA H200"

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import platform
 import signal
 import threading
 import time
@@ -36,6 +37,18 @@ def resolve_device(name: str) -> torch.device:
         torch.backends.cudnn.conv.fp32_precision = "ieee"
         torch.backends.cuda.matmul.fp32_precision = "ieee"
     return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """The hardware by name (a CPU's model, a GPU's product), to quote beside every timing: this
+    project's machines have changed CPU model under the same name, and speed with it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def native_bf16(device: torch.device) -> bool:

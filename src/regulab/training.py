@@ -64,7 +64,7 @@ from regulab.rundir import (
     RunDir,
     matching_state,
 )
-from regulab.runtime import CoreShare, StopOnSignal, resolve_device, resolve_precision
+from regulab.runtime import CoreShare, StopOnSignal, device_name, resolve_device, resolve_precision
 from regulab.tracking import Trackers
 from regulab.tracking import check_available as check_tracking
 
@@ -457,7 +457,8 @@ def _train_in(ctx: RunContext, cfg: Config, model: nn.Module, splits: data_lib.S
         this_session = state.history[resumed_after:]  # a resumed run's earlier epochs ran in an earlier process
         metrics = _test(state, cfg, splits, run, log)
         metrics.update(
-            precision=ctx.precision, device=ctx.device.type, threads=torch.get_num_threads(), data=splits.source,
+            precision=ctx.precision, device=ctx.device.type, hardware=device_name(ctx.device),
+            threads=torch.get_num_threads(), data=splits.source,
             train_size=n_train, val_size=len(splits.val[1]) if splits.val else 0, test_size=len(splits.test[1]),
             epochs=cfg.epochs, seconds=sum(r["seconds"] for r in state.history),  # every epoch's, all sessions
             # This session's wall time, from the call to the metrics, and its parts: training, and

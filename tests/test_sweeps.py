@@ -306,6 +306,31 @@ def test_a_comparison_with_a_run_that_holds_out_no_validation_set(tmp_path):
     assert "Best by best val acc: <b>seed</b>" in page
 
 
+
+def test_the_weights_overlay_compares_groups_on_the_seeds_they_all_recorded(tmp_path):
+    """A group's seeds 0 and 1 ran before regulab recorded kernel norms: the overlay leaves them
+    out for every group, so both lines are the mean over the same seeds (2 and 3)."""
+    metrics = {"final_acc": 0.9, "final_val_acc": 0.7, "best_val_acc": 0.7, "test_acc": 0.7, "test_ece": 0.1,
+               "test_loss": 1.0, "best_epoch": 2, "seconds": 60, "device": "cpu", "precision": "fp32"}
+    groups = []
+    for label, l2 in (("seed-noreg", 0.0), ("seed", 1e-3)):
+        runs = {}
+        for seed in range(4):
+            row = {"epoch": 1, "acc": 0.9, "loss": 0.3, "val_acc": 0.7, "val_data_loss": 1.0}
+            if label == "seed" or seed >= 2:  # seed-noreg's seeds 0 and 1: no norms
+                row |= {"norm_conv1": 1.0 + seed + (label == "seed") * 10, "norm_dense1": 2.0}
+            key = f"{label}-{seed}"
+            _run_folder(tmp_path / "runs" / key, {"preset": label, "l2": l2, "seed": seed}, [row, {**row, "epoch": 2}],
+                        metrics)
+            runs[str(seed)] = key
+        groups.append({"label": label, "preset": label, "point": {}, "runs": runs})
+    manifest = {"presets": ["seed-noreg", "seed"], "grid": {}, "settings": {}, "seeds": 4, "baseline": None,
+                "runs_dir": "runs", "groups": groups}
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "Kernel norms, seeds 2, 3" in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "weights.png").stat().st_size > 10_000
+
 @pytest.mark.slow
 def test_adaptive_seeds_go_only_to_undecided_groups_and_the_command_resumes(l2_sweep, quick, capsys):
     folder = l2_sweep / "adaptive"

@@ -314,14 +314,20 @@ def write_report(folder: Path, baseline: str | None = None, margin: float | None
             ("validation loss (without penalty)", "cross-entropy", lambda h: h["val_data_loss"])])))
         figures["gap.png"] = ("Generalization gap", png_bytes(_curves_figure(
             with_val, [("generalization gap", "train acc - val acc", lambda h: h["acc"] - h["val_acc"])])))
+    # What each group's regularizer did to the weights, kernel by kernel: the kernels every run
+    # has, over the seeds on which every group recorded them (runs from before regulab recorded
+    # norms have none), so that no line's seeds differ from another's.
     normed = [r for r in runs if norm_columns(r["history"])]
-    # What each group's regularizer did to the weights, kernel by kernel: the runs that recorded it,
-    # the kernels they all have.
+    seeds = sorted(set.intersection(*({r["seed"] for r in normed if r["group"] == group}
+                                      for group in {r["group"] for r in normed}))) if normed else []
+    normed = [r for r in normed if r["seed"] in seeds]
     layers = [key for key in norm_columns(normed[0]["history"]) if all(key in r["history"][0] for r in normed)] \
         if normed else []
     if layers:
-        figures["weights.png"] = ("Kernel norms", png_bytes(_curves_figure(normed, [
-            (key.removeprefix("norm_"), "L2 norm", lambda h, key=key: h[key]) for key in layers])))
+        figures["weights.png"] = (f"Kernel norms, seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}",
+                                  png_bytes(_curves_figure(normed, [
+                                      (key.removeprefix("norm_"), "L2 norm", lambda h, key=key: h[key])
+                                      for key in layers])))
     axis = _numeric_axis(manifest)
     if axis:
         figures["by_setting.png"] = (f"Against {axis}", png_bytes(setting_figure(rows, axis)))

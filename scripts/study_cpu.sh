@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Part 12's study (docs/results.md): the seed's own question, every pair on the CPU in fp32.
-# Every run lives in one pool for this device, STUDY_DIR/runs-cpu, apart from the first study's
-# GPU runs of the same settings (docs/study/runs). Precision is pinned (--precision fp32): `auto`
-# would be bf16 on a CPU that has it and fp32 on one that does not, and the study may continue on
-# either. The first study's CPU runs (fp32 by their metrics; docs/study/runs, and the CPU
+# The options every stage shares (the pool STUDY_DIR/runs-cpu, fp32, the margin) are in
+# study_cpu_options.sh. The first study's CPU runs (fp32 by their metrics; docs/study/runs, and the CPU
 # cross-check of seed-noreg seed 2) are copied in under their fp32 keys, so nothing is trained twice.
 #   1. seed vs seed-noreg: 10 paired seeds, then rounds of 2 while undecided on test accuracy, to 16
 #   2. part (c): a third seed at every data size
@@ -14,13 +12,11 @@
 # Usage: scripts/study_cpu.sh STUDY_DIR   (regulab on PATH, or REGULAB=/path/to/regulab)
 set -eu
 study=${1:?usage: scripts/study_cpu.sh STUDY_DIR}
-regulab=${REGULAB:-regulab}
 here=$(cd "$(dirname "$0")/.." && pwd)
-pool="$study/runs-cpu"
+. "$here/scripts/study_cpu_options.sh"
 python=${PYTHON:-$(dirname "$(command -v "$regulab")")/python}
 PYTHON=$python "$here/scripts/seed_pool.sh" cpu "$pool" "$here/docs/study/gpu/cpu-crosscheck"
 
-common=(--runs-dir "$pool" --jobs 2 --threads 1 --margin 0.005 --precision fp32)
 "$regulab" compare seed-noreg seed --seeds 10 --max-seeds 16 --seeds-per-round 2 --baseline seed-noreg \
   --out "$study/seed-question" "${common[@]}"
 "$regulab" sweep seed-noreg seed-all --grid train_fraction=0.1,0.25,0.5,1 --seeds 3 --baseline seed-noreg \

@@ -6,7 +6,6 @@
 # Usage: scripts/study_l2.sh STUDY_DIR   (regulab on PATH, or REGULAB=/path/to/regulab)
 set -eu
 study=${1:?usage: scripts/study_l2.sh STUDY_DIR}
-regulab=${REGULAB:-regulab}
+. "$(dirname "$0")/study_cpu_options.sh"
 "$regulab" sweep seed-noreg --grid l2=0,1e-4,3e-4,1e-3,3e-3,1e-2 --seeds 3 --max-seeds 6 --seeds-per-round 1 \
-  --baseline l2=0 --out "$study/l2-cpu" --runs-dir "$study/runs-cpu" --jobs 2 --threads 1 --margin 0.005 \
-  --precision fp32
+  --baseline l2=0 --out "$study/l2-cpu" "${common[@]}"

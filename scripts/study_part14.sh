@@ -9,8 +9,7 @@
 # Usage: scripts/study_part14.sh STUDY_DIR   (regulab on PATH, or REGULAB=/path/to/regulab)
 set -eu
 study=${1:?usage: scripts/study_part14.sh STUDY_DIR}
-regulab=${REGULAB:-regulab}
-common=(--runs-dir "$study/runs-cpu" --jobs 2 --threads 1 --margin 0.005 --precision fp32)
+. "$(dirname "$0")/study_cpu_options.sh"
 "$regulab" compare seed-noreg seed-sam seed-trivial --seeds 3 --baseline seed-noreg --out "$study/presets14" "${common[@]}"
 "$regulab" compare seed-noreg seed seed-wd --seeds 6 --baseline seed-noreg --out "$study/weights" "${common[@]}"
 "$regulab" sweep seed-noreg seed-all --grid label_noise=0,0.2,0.4 --train-fraction 0.25 --seeds 2 \

@@ -14,7 +14,7 @@ from regulab.analysis import Design, summarize
 from regulab.cli import main
 from regulab.config import make_config
 from regulab.errors import RegulabError
-from regulab.report import setting_figure, summary_tables, verdict_lines, write_report
+from regulab.report import margin_figure, setting_figure, summary_tables, verdict_lines, write_report
 from regulab.stats import t_interval
 from regulab.study import Group, load_study, parse_grid, plan, run_key
 
@@ -186,6 +186,17 @@ def test_the_figure_against_a_setting_is_ticked_at_its_values_and_keeps_bands_in
     band = test_acc.collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == 0 and band.max() == 1
 
+
+
+def test_the_differences_figure_names_a_baseline_only_where_every_row_has_it():
+    manifest, runs = _fake({"a x=1": [0.5, 0.6], "a x=2": [0.6, 0.7], "b x=1": [0.55, 0.66], "b x=2": [0.62, 0.71]})
+    for group in manifest["groups"]:
+        preset, point = group["label"].split()
+        group.update(preset=preset, point={"x": int(point[2:])})
+    axis = margin_figure(summarize(manifest, runs), Design(seeds=2, margin=0.005)).axes[0]
+    assert axis.get_xlabel() == "Δ test acc (group minus its baseline)"  # a x=1 for one row, a x=2 for the other
+    one = _fake({"a": [0.5, 0.6], "b": [0.55, 0.66], "c": [0.52, 0.61]})
+    assert margin_figure(summarize(*one), Design(seeds=2)).axes[0].get_xlabel() == "Δ test acc (group minus a)"
 
 # ---------------------------------------------------------------------------------------------
 # Bad grids: one line, before anything runs

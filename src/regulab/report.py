@@ -282,7 +282,10 @@ def margin_figure(rows: list[dict], design: Design) -> Figure:
                     color=colour)
     ax.set_yticks(range(len(paired)), [_label(r) for r in reversed(paired)], fontsize=9)
     ax.set_ylim(-0.7, len(paired) - 0.3)
-    ax.set_xlabel(f"Δ {m.heading} (group minus {paired[0]['baseline'] if paired else 'baseline'})")
+    # A sweep against a preset pairs each grid point with that preset at the same point: name one
+    # baseline only where every row has it.
+    baselines = {r["baseline"] for r in paired}
+    ax.set_xlabel(f"Δ {m.heading} (group minus {baselines.pop() if len(baselines) == 1 else 'its baseline'})")
     ax.set_title("paired difference: thin 95% interval, thick 90% interval (equivalence)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     if design.margin is not None:

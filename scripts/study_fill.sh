@@ -38,6 +38,7 @@ stop_fill() {
   say "stopped $filling ($1)"
   fill_pid=""
 }
+trap 'stop_fill "the fill was asked to stop"; exit 0' TERM INT
 while :; do
   read -r stage trainings <<<"$(study_now)"
   if [ -n "$fill_pid" ] && ! kill -0 "$fill_pid" 2>/dev/null; then  # the fill ended by itself

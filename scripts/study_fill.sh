@@ -2,7 +2,7 @@
 # Fill the core a CPU study leaves idle. studies_cpu.sh trains two runs at a time, but a stage can
 # end on one (an odd count, SAM's runs of twice the length, an adaptive round for one undecided
 # group), and then a core waits, up to an hour. This watches the study and, while it trains one run,
-# trains a later stage's runs on the other core (one of study_cpu_stages.sh's `fillable`, at least
+# trains a later stage's runs on the other core (one of study_stages.sh's `fillable`, at least
 # two stages on): the same stage command and options (so the same runs, in the same pool), one at a
 # time, into STUDY_DIR/.fill/STAGE. It stops that training
 # (SIGTERM: the run keeps its finished epochs) as soon as the study trains two runs again or comes
@@ -11,7 +11,7 @@
 # Usage: scripts/study_fill.sh STUDY_DIR   (beside studies_cpu.sh STUDY_DIR, with the same REGULAB)
 set -u
 study=${1:?usage: scripts/study_fill.sh STUDY_DIR}
-. "$(dirname "$0")/study_cpu_stages.sh"
+. "$(dirname "$0")/study_stages.sh"
 poll=${FILL_POLL:-20}  # seconds between looks at the study
 set -m  # each fill in its own process group, stopped as one
 

@@ -16,28 +16,24 @@
 #        STUDY_ARGS: options added to every command, e.g. "--data cifar10-mini --epochs 1" for a dry run)
 set -u
 study=${1:?usage: scripts/study_gpu.sh STUDY_DIR}
-regulab=${REGULAB:-regulab}
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/study_stages.sh"  # the stages' designs, the same as the CPU's
 pool="$study/runs-gpu"
 "$here/scripts/seed_pool.sh" cuda "$pool" >/dev/null
 
 common=(--runs-dir "$pool" --threads 1 --margin 0.005 --precision fp32 ${STUDY_ARGS:-})
 stream_a() {
-  local a=("${common[@]}" --jobs "${JOBS_A:-10}")
-  "$regulab" compare seed-noreg seed --seeds 10 --max-seeds 16 --seeds-per-round 2 --baseline seed-noreg \
-    --out "$study/seed-question-gpu" "${a[@]}" &&
-  "$regulab" compare seed-noreg seed-dropout seed-augment seed-bn seed-wd seed-all seed --seeds 3 --max-seeds 6 \
-    --seeds-per-round 1 --baseline seed-noreg --out "$study/presets-gpu" "${a[@]}" &&
-  "$regulab" sweep seed-noreg --grid l2=0,1e-4,3e-4,1e-3,3e-3,1e-2 --seeds 3 --max-seeds 6 --seeds-per-round 1 \
-    --baseline l2=0 --out "$study/l2-gpu" "${a[@]}" &&
-  "$regulab" compare seed-noreg seed seed-wd --seeds 6 --baseline seed-noreg --out "$study/weights-gpu" "${a[@]}"
+  local jobs=(--jobs "${JOBS_A:-10}")
+  run_stage seed-question "$study/seed-question-gpu" "${jobs[@]}" &&
+  run_stage presets-all "$study/presets-gpu" "${jobs[@]}" &&
+  run_stage l2-cpu "$study/l2-gpu" "${jobs[@]}" &&
+  run_stage weights "$study/weights-gpu" "${jobs[@]}"
 }
 stream_b() {
-  local b=("${common[@]}" --jobs "${JOBS_B:-4}")
-  "$regulab" sweep seed-noreg seed-all --grid label_noise=0,0.2,0.4 --train-fraction 0.25 --seeds 2 \
-    --baseline label_noise=0 --out "$study/noise-gpu" "${b[@]}" &&
-  "$regulab" compare seed-sam seed-trivial --seeds 3 --out "$study/presets14-runs-gpu" "${b[@]}" &&
-  "$regulab" compare seed-noreg seed-sam seed-trivial --seeds 3 --baseline seed-noreg --out "$study/presets14-gpu" "${b[@]}"
+  local jobs=(--jobs "${JOBS_B:-4}")
+  run_stage noise "$study/noise-gpu" "${jobs[@]}" &&
+  run_stage presets14-runs "$study/presets14-runs-gpu" "${jobs[@]}" &&
+  run_stage presets14 "$study/presets14-gpu" "${jobs[@]}"
 }
 # Under `timeout`, a TERM reaches every process of the group: each training saves its checkpoint
 # and stops, and the same command continues them on a machine that still holds the folder.

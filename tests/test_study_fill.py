@@ -52,7 +52,7 @@ def study(tmp_path):
     def stage(name: str, trainings: int) -> None:
         (ctl / "run").touch()
         (ctl / "n").write_text(str(trainings))
-        started.append(subprocess.Popen(["bash", "-c", f'study={tmp_path}/s; . "{SCRIPTS}/study_cpu_stages.sh"; '
+        started.append(subprocess.Popen(["bash", "-c", f'study={tmp_path}/s; . "{SCRIPTS}/study_stages.sh"; '
                                          f"run_stage {name}"], env=env))
 
     def fill(**extra) -> subprocess.Popen:

@@ -1,6 +1,7 @@
-# Sourced by the CPU study drivers (studies_cpu.sh, study_fill.sh):
-# every stage of the CPU studies and the options they share, in one place. Expects $study (the
-# STUDY_DIR); sets regulab, pool, common, stages, stage_args and fillable, and defines run_stage.
+# Sourced by the study drivers (studies_cpu.sh, study_fill.sh, study_gpu.sh): every stage's design in
+# one place, so that a stage trained on the CPU and on a GPU trains the same runs. Expects $study
+# (the STUDY_DIR); sets regulab, stage_args, stages, fillable, and pool and common for the CPU
+# (study_gpu.sh sets its own), and defines run_stage.
 regulab=${REGULAB:-regulab}
 # One pool for this device: every run pairs with the committed ones on one CPU, apart from the first
 # study's GPU runs of the same settings (docs/study/runs).
@@ -10,19 +11,21 @@ pool="$study/runs-cpu"
 # The margin is half a point of accuracy (docs/results.md says why).
 common=(--runs-dir "$pool" --jobs 2 --threads 1 --margin 0.005 --precision fp32)
 
-# The stages in the order they run (scripts/studies_cpu.sh), each one `regulab compare` or `sweep`
-# into STUDY_DIR/STAGE. Part 12's required stages first, then part 14's study, then part 12's
-# optional L2 strengths ("if time allows"): two studies at once on two cores would halve both.
-stages=(seed-question size-cpu presets-cpu presets14 weights noise l2-cpu)
+# Each design is named after its folder in the CPU study (the first study's took size and l2, so the
+# CPU's are size-cpu and l2-cpu); study_gpu.sh trains the same designs into folders of its own.
 declare -A stage_args=(
   # Part 12: seed vs seed-noreg, 10 paired seeds, then rounds of 2 while undecided on test accuracy, to 16.
   [seed-question]="compare seed-noreg seed --seeds 10 --max-seeds 16 --seeds-per-round 2 --baseline seed-noreg"
   # Part 12, part (c): a third seed at every data size.
   [size-cpu]="sweep seed-noreg seed-all --grid train_fraction=0.1,0.25,0.5,1 --seeds 3 --baseline seed-noreg"
-  # Part 12: the other undecided rows of part (a) on one device, 3 seeds, then to 6 while undecided.
+  # Part 12: the undecided rows of part (a) on one device, 3 seeds, then to 6 while undecided: on the
+  # CPU, the two whose verdicts rest on cross-device pairs; on a GPU, every preset (minutes there).
   [presets-cpu]="compare seed-noreg seed-bn seed-wd --seeds 3 --max-seeds 6 --seeds-per-round 1 --baseline seed-noreg"
+  [presets-all]="compare seed-noreg seed-dropout seed-augment seed-bn seed-wd seed-all seed --seeds 3 --max-seeds 6 --seeds-per-round 1 --baseline seed-noreg"
   # Part 14: the new presets against seed-noreg, 3 seeds (seed-noreg's runs are part 12's).
   [presets14]="compare seed-noreg seed-sam seed-trivial --seeds 3 --baseline seed-noreg"
+  # The same presets' runs alone, for a GPU stream that must not wait on seed-noreg's.
+  [presets14-runs]="compare seed-sam seed-trivial --seeds 3"
   # Part 14: what each regularizer does to the weights, on seeds whose runs recorded kernel norms
   # (regulab records them from part 14 on: part 12's later seeds do).
   [weights]="compare seed-noreg seed seed-wd --seeds 6 --baseline seed-noreg"
@@ -31,6 +34,10 @@ declare -A stage_args=(
   # Part 12, optional: the L2 strengths, 3 seeds, then one seed a round to 6 while undecided.
   [l2-cpu]="sweep seed-noreg --grid l2=0,1e-4,3e-4,1e-3,3e-3,1e-2 --seeds 3 --max-seeds 6 --seeds-per-round 1 --baseline l2=0"
 )
+# The CPU's stages in the order they run (scripts/studies_cpu.sh), each into STUDY_DIR/STAGE. Part
+# 12's required stages first, then part 14's study, then part 12's optional L2 strengths ("if time
+# allows"): two studies at once on two cores would halve both.
+stages=(seed-question size-cpu presets-cpu presets14 weights noise l2-cpu)
 
 # The stages whose runs no earlier stage trains, so that study_fill.sh may train them early on an
 # idle core: the runs they share with earlier stages are finished long before (seed-noreg's and

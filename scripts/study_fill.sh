@@ -2,12 +2,12 @@
 # Fill the core a CPU study leaves idle. studies_cpu.sh trains two runs at a time, but a stage can
 # end on one (an odd count, SAM's runs of twice the length, an adaptive round for one undecided
 # group), and then a core waits, up to an hour. This watches the study and, while it trains one run,
-# trains a later stage's runs on the other core (one of study_stages.sh's `fillable`, at least
-# two stages on): the same stage command and options (so the same runs, in the same pool), one at a
-# time, into STUDY_DIR/.fill/STAGE. It stops that training
-# (SIGTERM: the run keeps its finished epochs) as soon as the study trains two runs again or comes
-# within one stage of the stage being filled, so the two never train one run at once; the study's
-# own stage then finds those runs finished, or resumes them. It ends when the study does.
+# trains a later stage's runs on the other core (one of study_stages.sh's `fillable`, at least two
+# stages on): the same stage command and options (so the same runs, in the same pool), one at a
+# time, into STUDY_DIR/.fill/STAGE. It stops that training (SIGTERM: the run keeps its finished
+# epochs) as soon as the study trains two runs again or comes within one stage of the stage being
+# filled, so the two never train one run at once; the study's own stage then finds those runs
+# finished, or resumes them. It ends when no stage of the study has run for 15 looks in a row.
 # Usage: scripts/study_fill.sh STUDY_DIR   (beside studies_cpu.sh STUDY_DIR, with the same REGULAB)
 set -u
 study=${1:?usage: scripts/study_fill.sh STUDY_DIR}
@@ -48,7 +48,7 @@ while :; do
   fi
   if [ -z "$stage" ]; then
     stop_fill "the study is between stages"
-    absent=$((absent + 1)); [ "$absent" -lt 3 ] || { say "the study has ended"; exit 0; }
+    absent=$((absent + 1)); [ "$absent" -lt 15 ] || { say "the study has ended"; exit 0; }
     sleep "$poll"; continue
   fi
   absent=0

@@ -11,7 +11,7 @@ shift
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/study_stages.sh"
 for stage in "$@"; do
-  case " ${stages[*]} " in *" $stage "*) ;; *) echo "unknown stage '$stage'; the stages: ${stages[*]}" >&2; exit 2 ;; esac
+  listed "$stage" "${stages[@]}" || { echo "unknown stage '$stage'; the stages: ${stages[*]}" >&2; exit 2; }
 done
 python=${PYTHON:-$(dirname "$(command -v "$regulab")")/python}
 PYTHON=$python "$here/scripts/seed_pool.sh" cpu "$pool" "$here/docs/study/gpu/cpu-crosscheck"

@@ -30,7 +30,7 @@ study_now() {
 }
 
 say() { echo "$(date +%H:%M:%S) $*"; }
-fill_pid="" filling="" filled=" " alone=0 absent=0
+fill_pid="" filling="" filled=() alone=0 absent=0
 stop_fill() {
   [ -n "$fill_pid" ] || return 0
   kill -TERM -- "-$fill_pid" 2>/dev/null
@@ -44,7 +44,7 @@ while :; do
   if [ -n "$fill_pid" ] && ! kill -0 "$fill_pid" 2>/dev/null; then  # the fill ended by itself
     wait "$fill_pid"; status=$?
     say "$filling: ended with status $status"  # a failure shows again when the study reaches the stage
-    filled="$filled$filling "; fill_pid=""
+    filled+=("$filling"); fill_pid=""
   fi
   if [ -z "$stage" ]; then
     stop_fill "the study is between stages"
@@ -59,8 +59,7 @@ while :; do
   alone=$(( trainings == 1 ? alone + 1 : 0 ))
   if [ -z "$fill_pid" ] && [ "$alone" -ge 2 ]; then  # one run for two looks in a row: not a run's hand-over
     for later in "${stages[@]:$((here + 2))}"; do
-      case " ${fillable[*]} " in *" $later "*) ;; *) continue ;; esac
-      case "$filled" in *" $later "*) continue ;; esac
+      listed "$later" "${fillable[@]}" && ! listed "$later" "${filled[@]}" || continue
       filling=$later
       say "the study trains one run at $stage: filling $later"
       mkdir -p "$study/.fill"

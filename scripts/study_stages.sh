@@ -1,7 +1,7 @@
 # Sourced by the study drivers (studies_cpu.sh, study_fill.sh, study_gpu.sh): every stage's design in
 # one place, so that a stage trained on the CPU and on a GPU trains the same runs. Expects $study
 # (the STUDY_DIR); sets regulab, stage_args, stages, fillable, and pool and common for the CPU
-# (study_gpu.sh sets its own), and defines run_stage.
+# (study_gpu.sh sets its own), and defines listed and run_stage.
 regulab=${REGULAB:-regulab}
 # One pool for this device: every run pairs with the committed ones on one CPU, apart from the first
 # study's GPU runs of the same settings (docs/study/runs).
@@ -43,6 +43,9 @@ stages=(seed-question size-cpu presets-cpu presets14 weights noise l2-cpu)
 # idle core: the runs they share with earlier stages are finished long before (seed-noreg's and
 # seed's first 10 seeds, part (c)'s runs at 25%). Not weights: presets-cpu trains seed-wd's seeds.
 fillable=(presets14 noise l2-cpu)
+
+# listed WORD LIST...: whether WORD is one of LIST (a stage among stages, fillable, the ones filled).
+listed() { case " ${*:2} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Train one stage (finished runs are skipped, interrupted ones resumed): run_stage STAGE [OUT [OPTION...]].
 run_stage() {

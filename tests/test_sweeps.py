@@ -187,7 +187,6 @@ def test_the_figure_against_a_setting_is_ticked_at_its_values_and_keeps_bands_in
     assert band.min() == 0 and band.max() == 1
 
 
-
 def test_the_differences_figure_names_a_baseline_only_where_every_row_has_it():
     manifest, runs = _fake({"a x=1": [0.5, 0.6], "a x=2": [0.6, 0.7], "b x=1": [0.55, 0.66], "b x=2": [0.62, 0.71]})
     for group in manifest["groups"]:

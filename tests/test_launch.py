@@ -10,8 +10,10 @@ import time
 
 import pytest
 
+from regulab import launch as launch_module
 from regulab.config import make_config
-from regulab.launch import Job, Progress, cause
+from regulab.launch import Job, Progress, cause, launch
+from regulab.rundir import RunDir
 
 
 def test_a_failure_names_the_signal_or_the_exit_status_and_error(tmp_path):
@@ -32,6 +34,62 @@ def test_the_progress_line_counts_runs_and_epochs_and_estimates_what_is_left(tmp
     progress.done, progress.running = {"a"}, {"b"}
     # 5 epochs measured at 30 s; 3 + 4 epochs left over 2 at a time: 7 * 30 / 2 = 105 s, 2 min
     assert progress.line() == "runs: 1 finished, 1 running (b 1/4), 1 left; ETA 2 min (at 30 s an epoch)"
+
+
+# A stand-in for a second sweep's training: holds the run folder as a training does, then leaves
+# it finished or not, and lets go of it when it ends.
+HOLDER = """
+import fcntl, json, os, sys, time
+handle = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(1.0)
+if sys.argv[2] == "finish":
+    with open(os.path.join(sys.argv[1], "metrics.json"), "w") as f:
+        json.dump({"best_val_acc": 0.5, "best_epoch": 1, "test_acc": 0.4}, f)
+"""
+
+
+@pytest.mark.parametrize("here", [False, True])
+@pytest.mark.parametrize("other_finishes", [True, False])
+def test_a_run_another_process_trains_is_waited_for_not_trained_twice(tmp_path, monkeypatch, here, other_finishes):
+    out = tmp_path / "run"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", HOLDER, str(out), "finish" if other_finishes else "stop"],
+                             stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline() == "held\n"
+    trained = []
+
+    def training(*args):  # stands in for both ways of training: a child process, or in this one
+        assert RunDir(out).holder() is None, "trained while the other process still held the run"
+        trained.append(args)
+        (out / "metrics.json").write_text(json.dumps({"best_val_acc": 0.6, "best_epoch": 1, "test_acc": 0.5}))
+        return 0
+
+    monkeypatch.setattr(launch_module, "train_here" if here else "run_training", training)
+    said = []
+    failures = launch([Job(make_config("seed", epochs=1), out, "a")], at_once=1, threads=1, ray=False, here=here,
+                      retries=0, log=said.append)
+    other.wait()
+    assert failures == []
+    assert said[0] == f"  a: another regulab process is training it (pid {other.pid}); waiting for it"
+    if other_finishes:  # its result is used: nothing is trained again
+        assert trained == []
+        assert said[1] == "  a: best val_acc 0.5000 at epoch 1, test_acc 0.4000 (trained by another regulab process)"
+    else:  # it stopped part-way: this sweep trains the run
+        assert len(trained) == 1
+        assert said[1].startswith("  a: best val_acc 0.6000 at epoch 1, test_acc 0.5000 (")
+
+
+def test_a_run_another_process_finished_since_the_plan_is_used_as_it_is(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text(json.dumps({"best_val_acc": 0.5, "best_epoch": 1, "test_acc": 0.4}))
+    monkeypatch.setattr(launch_module, "run_training", lambda *args: pytest.fail("trained a finished run again"))
+    said = []
+    assert launch([Job(make_config("seed", epochs=1), out, "a")], at_once=1, threads=1, ray=False, here=False,
+                  retries=0, log=said.append) == []
+    assert said == ["  a: best val_acc 0.5000 at epoch 1, test_acc 0.4000 (trained by another regulab process)"]
 
 
 @pytest.mark.slow

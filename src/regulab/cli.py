@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser_.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every group (default 1)")
         parser_.add_argument("--out", type=Path, default=Path(default), help=f"the report's folder (default {default})")
         parser_.add_argument("--runs-dir", type=Path, help="where the runs live (default OUT/runs); share one between "
-                             "sweeps so a training they have in common runs once")
+                             "sweeps so a training they have in common runs once, even at the same time")
         parser_.add_argument("--baseline", metavar="NAME", help="compare every group with this preset (or grid value, "
                              "such as l2=0) over matched seeds: paired differences with 95%% intervals")
         parser_.add_argument("--max-seeds", type=int, default=0, metavar="K", help="adaptive seeds: after --seeds, add "

@@ -42,6 +42,7 @@ class Job:
     tries: int = 0
     started: float = 0.0  # when its first try began
     resumed: bool = False  # it began from an interrupted run's checkpoint
+    elsewhere: bool = False  # another regulab process trained it while this one waited
 
     def begin(self) -> None:
         """A try starts now."""
@@ -158,7 +159,9 @@ def launch(jobs: list[Job], at_once: int, threads: int, ray: bool, here: bool, r
     """Train every job, `at_once` at a time, each with `threads` threads, and report each as it
     ends; the failures, each named with its cause. A run killed by a signal (or lost with its
     Ray node) is tried again from its checkpoint, at most `retries` times. A run stopped on
-    request stops the sweep (TrainingStopped), its finished runs kept."""
+    request stops the sweep (TrainingStopped), its finished runs kept. A run that another
+    regulab process is training (a second sweep on the same runs) is waited for, not trained
+    twice (local runs; a Ray cluster's file system may not share locks)."""
     for job in jobs:
         job.out.mkdir(parents=True, exist_ok=True)
         job.resumed = job.resumable
@@ -178,7 +181,9 @@ def launch(jobs: list[Job], at_once: int, threads: int, ray: bool, here: bool, r
                     else ""
                 again = f", after {job.tries} tries" if job.tries > 1 else ""
                 resumed = ", resumed" if job.resumed else ""
-                log(f"  {job.name}: {val}test_acc {m['test_acc']:.4f} ({time.perf_counter() - job.started:.0f}s{resumed}{again})")
+                how = "trained by another regulab process" if job.elsewhere else \
+                    f"{time.perf_counter() - job.started:.0f}s{resumed}{again}"
+                log(f"  {job.name}: {val}test_acc {m['test_acc']:.4f} ({how})")
                 return False
             if returncode == STOPPED:
                 raise TrainingStopped(f"stopped in {job.name}; run the same sweep again to continue it", run_dir=job.out)
@@ -191,19 +196,36 @@ def launch(jobs: list[Job], at_once: int, threads: int, ray: bool, here: bool, r
             log(f"  {job.name}: FAILED: {why}")
             return False
 
+    def trained_elsewhere(job: Job, progress: Progress) -> bool:
+        """True when another regulab process (a second sweep on the same runs) has trained this
+        run since the sweep planned it, after waiting for one that is training it now; the wait
+        keeps one of this sweep's places while that process uses the cores. A run it left
+        unfinished is resumed here."""
+        run = RunDir(job.out)
+        holder = run.holder()
+        if holder is not None:
+            log(f"  {job.name}: another regulab process is training it ({holder}); waiting for it")
+            run.wait_until_free()
+        if not run.finished():
+            job.resumed = job.resumable
+            return False
+        job.elsewhere = True
+        ended(job, 0, progress)
+        return True
+
     with Progress(jobs, at_once, log) as progress:
         if ray:
             _launch_on_ray(jobs, threads, ended, progress)
         elif here:  # in the main thread, where a Ctrl-C (or a notebook's interrupt) reaches the training
             for job in jobs:
-                while True:
+                while not trained_elsewhere(job, progress):
                     job.begin()
                     progress.running.add(job.name)
                     if not ended(job, train_here(job, threads), progress):
                         break
         else:
             def one(job: Job) -> None:
-                while True:
+                while not trained_elsewhere(job, progress):
                     job.begin()
                     with lock:
                         progress.running.add(job.name)

@@ -96,6 +96,29 @@ class RunDir:
         self._lock = handle
         return self
 
+    def holder(self) -> str | None:
+        """'pid N' of another process that holds the folder (a training in it), or None."""
+        return None if self._take_lock(wait=False) else _lock_holder(self.path)
+
+    def wait_until_free(self) -> None:
+        """Block until no other process holds the folder; this one does not hold it on return."""
+        self._take_lock(wait=True)
+
+    def _take_lock(self, wait: bool) -> bool:
+        """Take the folder's lock and let it go at once: False if another process holds it and
+        `wait` is False. A folder not made yet is free."""
+        try:
+            handle = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return True
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(handle)  # which lets the lock go
+
     def unlock(self) -> None:
         if getattr(self, "_lock", None) is not None:
             os.close(self._lock)

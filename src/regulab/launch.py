@@ -42,7 +42,7 @@ class Job:
     tries: int = 0
     started: float = 0.0  # when its first try began
     resumed: bool = False  # it began from an interrupted run's checkpoint
-    elsewhere: bool = False  # another regulab process trained it while this one waited
+    elsewhere: bool = False  # another regulab process trained it after the sweep planned it
 
     def begin(self) -> None:
         """A try starts now."""

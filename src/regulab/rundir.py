@@ -84,15 +84,12 @@ class RunDir:
         itself, which the kernel releases with the process, so even a kill -9 leaves no stale
         lock behind, and no lock file is left in the folder."""
         try:
-            handle = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            handle = self._flock(wait=False)
         except OSError as exc:
             raise RegulabError(f"cannot open {self.path} ({exc.strerror}); pass a run folder") from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(handle)
+        if handle is None:
             raise RegulabError(f"{self.path} is in use by another regulab process ({_lock_holder(self.path)}); wait for "
-                               "it to end, or choose another folder") from None
+                               "it to end, or choose another folder")
         self._lock = handle
         return self
 
@@ -108,16 +105,24 @@ class RunDir:
         """Take the folder's lock and let it go at once: False if another process holds it and
         `wait` is False. A folder not made yet is free."""
         try:
-            handle = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            handle = self._flock(wait)
         except OSError:
             return True
+        if handle is None:
+            return False
+        os.close(handle)  # which lets the lock go
+        return True
+
+    def _flock(self, wait: bool) -> int | None:
+        """An open handle on the folder that holds its lock; None if another process holds it
+        and `wait` is False. OSError if the folder cannot be opened."""
+        handle = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
         except BlockingIOError:
-            return False
-        finally:
-            os.close(handle)  # which lets the lock go
+            os.close(handle)
+            return None
+        return handle
 
     def unlock(self) -> None:
         if getattr(self, "_lock", None) is not None:

@@ -26,7 +26,7 @@ def test_train_end_to_end_into_a_run_folder(tmp_path, capsys):
                                                "best.pt", "last.pt", "curves.png"}
     config = json.loads((out / "config.json").read_text())
     assert config["batch_size"] == 64 and config["epochs"] == 2 and config["lr"] == 1e-4  # option over preset
-    rows = list(csv.DictReader(open(out / "history.csv")))
+    rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
     assert len(rows) == 2 and {"loss", "acc", "val_loss", "val_acc", "data_loss", "penalty", "lr", "seconds"} <= set(rows[0])
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["test_acc"] <= 1 and metrics["test_size"] == 1000

@@ -70,7 +70,7 @@ def test_a_run_another_process_trains_is_waited_for_not_trained_twice(tmp_path, 
     said = []
     failures = launch([Job(make_config("seed", epochs=1), out, "a")], at_once=1, threads=1, ray=False, here=here,
                       retries=0, log=said.append)
-    other.wait()
+    other.communicate()  # reaps it and closes its pipe
     assert failures == []
     assert said[0] == f"  a: another regulab process is training it (pid {other.pid}); waiting for it"
     if other_finishes:  # its result is used: nothing is trained again

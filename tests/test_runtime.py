@@ -41,7 +41,7 @@ def test_the_lock_dies_with_its_process(tmp_path):
     with pytest.raises(RegulabError, match=f"pid {holder.pid}"):
         RunDir(folder).lock()
     holder.kill()  # kill -9: no chance to clean up
-    holder.wait()
+    holder.communicate()  # reaps it and closes its pipe
     RunDir(folder).lock().unlock()  # the kernel released it
 
 

@@ -31,13 +31,17 @@ declare -A stage_args=(
   [weights]="compare seed-noreg seed seed-wd --seeds 6 --baseline seed-noreg"
   # Part 14: label noise on 25% of the training split, 2 seeds (P = 0 is part (c)'s 25% runs, in this pool).
   [noise]="sweep seed-noreg seed-all --grid label_noise=0,0.2,0.4 --train-fraction 0.25 --seeds 2 --baseline label_noise=0"
+  # Part 15: seed-all taken apart into its five factors against seed-noreg, on 25% of the training split
+  # (part (c)'s setting), the resolution-V half fraction that holds seed-all, 3 seed blocks; part (c)'s
+  # seed-all runs at 25% are three of its cells and its seed-noreg runs the out-of-fraction check.
+  [factorial]="factorial seed-noreg seed-all --train-fraction 0.25 --seeds 3"
   # Part 12, optional: the L2 strengths, 3 seeds, then one seed a round to 6 while undecided.
   [l2-cpu]="sweep seed-noreg --grid l2=0,1e-4,3e-4,1e-3,3e-3,1e-2 --seeds 3 --max-seeds 6 --seeds-per-round 1 --baseline l2=0"
 )
 # The CPU's stages in the order they run (scripts/studies_cpu.sh), each into STUDY_DIR/STAGE. Part
 # 12's required stages first, then part 14's study, then part 12's optional L2 strengths ("if time
 # allows"): two studies at once on two cores would halve both.
-stages=(seed-question size-cpu presets-cpu presets14 weights noise l2-cpu)
+stages=(seed-question size-cpu presets-cpu presets14 weights noise l2-cpu factorial)
 
 # The stages whose runs no earlier stage trains, so that study_fill.sh may train them early on an
 # idle core: the runs they share with earlier stages are finished long before (seed-noreg's and

@@ -18,8 +18,11 @@ LAYERS = [
     {"callbacks", "datacheck"},
     {"training"},
     {"trained", "launch", "study"},
+    {"designs"},
     {"analysis"},
+    {"effects"},
     {"report"},
+    {"effects_report"},
     {"sweeps"},
     {"api", "cli"},
 ]

@@ -1,6 +1,6 @@
 """regulab: train CNNs on CIFAR-10 (or your own images) and measure what stops them overfitting.
 
-Commands: train, plot, presets, compare, sweep, report, evaluate, predict, export, data.
+Commands: train, plot, presets, compare, sweep, factorial, report, evaluate, predict, export, data.
 
 Every field of `Config` is an option of `regulab train` (`--batch-size 64`), applied on top of
 the chosen preset. Problems the user can fix end in one line on stderr and exit status 1;
@@ -166,6 +166,43 @@ def build_parser() -> argparse.ArgumentParser:
                              "here), --threads CPUs reserved per run; needs regulab[ray] and a folder every node sees")
         _add_config_options(parser_, skip=SWEEP_OWN)
 
+    factorial = command("factorial", "take a combination apart: a two-level factorial design, then report.html",
+                        "With two presets, the factors are the settings in which they differ (those that act together, "
+                        "such as the two dropout rates or the learning rate with its schedule, kept as one); with one "
+                        "preset, give each factor with --factor. A full 2^k design, or a regular fraction with its "
+                        "generators, resolution and aliases printed; every cell of a seed is one block (the same split, "
+                        "initial weights and data order). The report gives every main effect and estimable two-factor "
+                        "interaction with its 95%% interval, adjusted p-value and verdict. Finished runs are reused.")
+    factorial.add_argument("presets", nargs="+", metavar="PRESET", help="the low preset and the high one (or one, with --factor)")
+    factorial.add_argument("--factor", action="append", default=[], metavar="NAME=SETTING:LOW/HIGH",
+                           help="a factor by hand, e.g. --factor bn=batch_norm:false/true; give a NAME again to add a "
+                           "setting to the same factor (--factor lr=lr:1e-4/1e-3 --factor lr=schedule:constant/cosine)")
+    factorial.add_argument("--fraction", metavar="F", help="full, 1/2, 1/4, ... (default: the smallest fraction of "
+                           "resolution V, where main effects and two-factor interactions are free of each other)")
+    factorial.add_argument("--allow-resolution", choices=("III",), metavar="III",
+                           help="accept a resolution III fraction, whose main effects are aliased with two-factor interactions")
+    factorial.add_argument("--seeds", type=int, default=1, help="seed blocks 0..N-1 (default 1; intervals need 2)")
+    factorial.add_argument("--max-seeds", type=int, default=0, metavar="K", help="adaptive: after --seeds, add rounds of seed "
+                           "blocks while a main effect on --primary is undecided, up to K (error held at 5%% over the looks)")
+    factorial.add_argument("--seeds-per-round", type=int, default=1, metavar="R", help="blocks per adaptive round (default 1)")
+    factorial.add_argument("--out", type=Path, default=Path("runs/factorial"),
+                           help="the report's folder (default runs/factorial)")
+    factorial.add_argument("--runs-dir", type=Path, help="where the runs live (default OUT/runs); share one with other "
+                           "studies so the cells they hold are reused")
+    factorial.add_argument("--max-runs", type=int, default=64, metavar="N", help="refuse to train more than N new runs "
+                           "without --yes (default 64)")
+    factorial.add_argument("--yes", action="store_true", help="train even more new runs than --max-runs")
+    factorial.add_argument("--dry-run", action="store_true", help="print the design, its cells and settings and the "
+                           "number of runs, then stop")
+    _add_decision_options(factorial)
+    factorial.add_argument("--overwrite", action="store_true", help="replace the plan of a folder that holds another study")
+    factorial.add_argument("--jobs", type=int, default=0, help="runs at once (default: one per core)")
+    factorial.add_argument("--threads", type=int, default=0, help="threads per run (default: the cores / --jobs)")
+    factorial.add_argument("--retries", type=int, default=1, metavar="N", help="times a run killed by a signal is "
+                           "started again from its checkpoint (default 1)")
+    factorial.add_argument("--ray", metavar="ADDRESS", help="spread the runs over a Ray cluster (as compare --ray)")
+    _add_config_options(factorial, skip=SWEEP_OWN, title="settings every cell shares")
+
     report = command("report", "rebuild a comparison's or sweep's tables, figures and report.html",
                      "From the finished runs its sweep.json lists; groups still running show as n of planned.")
     report.add_argument("folder", type=Path, help="a folder `regulab compare` or `regulab sweep` wrote (its sweep.json)")
@@ -269,10 +306,27 @@ def _run(args: argparse.Namespace) -> int:
                                   runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray, overwrite=args.overwrite,
                                   design=design, retries=args.retries)
         print(f"report: {report}")
-    elif args.command == "report":
-        from regulab.report import write_report
+    elif args.command == "factorial":
+        from regulab.analysis import Design
+        from regulab.designs import parse_factors, parse_fraction
+        from regulab.sweeps import factorial_and_report, factorial_plan
 
-        path = write_report(args.folder, args.baseline, args.margin, args.correction, args.primary, args.effect, log=print)
+        given = {f.name: getattr(args, f.name) for f in config_fields()
+                 if f.name not in SWEEP_OWN and getattr(args, f.name, None) is not None}
+        fractional = factorial_plan(args.presets, parse_factors(args.factor), parse_fraction(args.fraction),
+                                    args.allow_resolution == "III", given)
+        design = Design(seeds=args.seeds, max_seeds=args.max_seeds, seeds_per_round=args.seeds_per_round,
+                        margin=args.margin, primary=args.primary or "test_acc", correction=args.correction or "holm")
+        report = factorial_and_report(args.presets, args.out, fractional, args.seeds, given, max_runs=args.max_runs,
+                                      confirmed=args.yes, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
+                                      runs_dir=args.runs_dir, ray=args.ray, overwrite=args.overwrite, design=design,
+                                      retries=args.retries)
+        if report:
+            print(f"report: {report}")
+    elif args.command == "report":
+        from regulab.sweeps import report_of
+
+        path = report_of(args.folder, args.baseline, args.margin, args.correction, args.primary, args.effect, log=print)
         print(f"report: {path}")
     elif args.command == "evaluate":
         from regulab.trained import CONFUSION, EVALUATION, MISTAKES, RELIABILITY, evaluate_run, evaluation_table

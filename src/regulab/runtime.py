@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -49,6 +50,60 @@ def device_name(device: torch.device) -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "unknown"
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def machine(device: torch.device) -> dict:
+    """Where and with what a run trains: the CPU (its model name, vendor, family, model and
+    stepping, and the instruction set PyTorch's kernels use), threads, the GPU's name and memory,
+    CUDA and cuDNN, PyTorch and regulab (and regulab's commit where it runs from a checkout).
+    Two runs form a pair only on the same machine: the CPU model's name alone does not tell a
+    Zen 3 from a Zen 4 under a hypervisor, nor AMX from AVX-512."""
+    from regulab import __version__
+
+    info = _cpuinfo()
+    record = {"cpu": device_name(torch.device("cpu")), "cpu_id": "/".join(info.get(k, "?") for k in (
+                  "vendor_id", "cpu family", "model", "stepping")),
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+              "gpu": None, "gpu_memory_gb": None, "cuda": torch.version.cuda, "cudnn": None,
+              "torch": torch.__version__, "regulab": __version__, "commit": source_commit()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        record.update(gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1),
+                      cudnn=torch.backends.cudnn.version())
+    return record
+
+
+def machine_id(record: dict | None) -> str | None:
+    """What must match for two runs to pair: the CPU (vendor/family/model/stepping and kernel
+    set) on the CPU, the GPU's product on a GPU; None for a run that recorded no machine."""
+    if not record:
+        return None
+    return record["gpu"] or f"{record['cpu']} [{record['cpu_id']}, {record['cpu_capability']}]"
+
+
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str | None:
+    """The git commit regulab's source is at, where it runs from a checkout (pip install -e)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def native_bf16(device: torch.device) -> bool:

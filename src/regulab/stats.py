@@ -117,10 +117,18 @@ class SequentialDesign:
 
     SIMULATIONS = 200_000  # the Monte Carlo error of an adjusted 5% is about 0.1 points
 
-    def __init__(self, looks: tuple[int, ...]):
-        if list(looks) != sorted(set(looks)) or looks[0] < 2:
-            raise ValueError(f"looks must rise from at least 2 seeds, not {looks}")
+    def __init__(self, looks: tuple[int, ...], residual_df: tuple[int, ...] | None = None):
+        """`residual_df`: the degrees of freedom of the variance estimate at each look, where it
+        is pooled from more than the looks' own differences (a factorial's residual over its
+        blocks); None for the paired t test, n - 1."""
+        first = 1 if residual_df else 2
+        if list(looks) != sorted(set(looks)) or looks[0] < first:
+            raise ValueError(f"looks must rise from at least {first} seeds, not {looks}")
+        if residual_df is not None and (len(residual_df) != len(looks) or list(residual_df) != sorted(set(residual_df))
+                                        or residual_df[0] < 1):
+            raise ValueError(f"residual_df must rise from at least 1, one per look, not {residual_df}")
         self.looks = tuple(looks)
+        self.residual_df = tuple(residual_df) if residual_df is not None else None
 
     @classmethod
     def rounds(cls, first: int, most: int, step: int) -> "SequentialDesign":
@@ -133,14 +141,21 @@ class SequentialDesign:
         smallest = min(nominal)
         if len(self.looks) == 1:
             return smallest
-        null = _smallest_null_p(self.looks, sided)
+        null = _null(self, sided)
         return float(np.searchsorted(null, smallest, side="right") / len(null))
 
     def nominal_level(self, alpha: float = ALPHA, sided: int = 2) -> float:
         """The nominal p-value each look must reach for an overall `alpha` (Pocock's constant level)."""
         if len(self.looks) == 1:
             return alpha
-        return float(np.quantile(_smallest_null_p(self.looks, sided), alpha))
+        return float(np.quantile(_null(self, sided), alpha))
+
+
+def _null(design: SequentialDesign, sided: int) -> np.ndarray:
+    """The simulated null distribution of a design's smallest nominal p-value over its looks."""
+    if design.residual_df is None:
+        return _smallest_null_p(design.looks, sided)
+    return _smallest_null_p_pooled(design.looks, design.residual_df, sided)
 
 
 @functools.lru_cache(maxsize=32)
@@ -157,6 +172,31 @@ def _smallest_null_p(looks: tuple[int, ...], sided: int) -> np.ndarray:
         sd = np.sqrt((cumsq[:, n - 1] - n * mean * mean) / (n - 1))
         t = mean / (sd / math.sqrt(n))
         p = 2 * stats.t.sf(np.abs(t), n - 1) if sided == 2 else stats.t.sf(t, n - 1)
+        np.minimum(smallest, p, out=smallest)
+    return np.sort(smallest)
+
+
+@functools.lru_cache(maxsize=32)
+def _smallest_null_p_pooled(looks: tuple[int, ...], residual_df: tuple[int, ...], sided: int) -> np.ndarray:
+    """As `_smallest_null_p`, for an effect estimated as the mean of one normal contrast per
+    block (a factorial's effect over its seed blocks) over a residual pooled with
+    `residual_df` degrees of freedom at each look. That residual holds the effect's own spread
+    over the blocks (n - 1 degrees of freedom, as in the paired t test: it moves with the
+    effect's running mean) and the rest (other effects' spread over the blocks, higher
+    interactions), which is independent of the effect: chi-square increments as blocks arrive."""
+    rng = np.random.default_rng(20261203)
+    x = rng.standard_normal((SequentialDesign.SIMULATIONS, looks[-1]))
+    cumsum, cumsq = np.cumsum(x, axis=1), np.cumsum(x * x, axis=1)
+    other = np.diff((0, *(df - (n - 1) for n, df in zip(looks, residual_df))))
+    if (other < 0).any():
+        raise ValueError(f"residual_df {residual_df} must include each look's own n - 1")
+    rest = np.cumsum(np.stack([rng.chisquare(d, len(x)) if d else np.zeros(len(x)) for d in other], axis=1), axis=1)
+    smallest = np.ones(len(x))
+    for i, (n, df) in enumerate(zip(looks, residual_df)):
+        mean = cumsum[:, n - 1] / n
+        own = cumsq[:, n - 1] - n * mean * mean
+        t = mean / np.sqrt((own + rest[:, i]) / df / n)
+        p = 2 * stats.t.sf(np.abs(t), df) if sided == 2 else stats.t.sf(t, df)
         np.minimum(smallest, p, out=smallest)
     return np.sort(smallest)
 

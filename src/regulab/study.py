@@ -54,13 +54,14 @@ def parse_grid(specs: list[str]) -> dict[str, list]:
         items = [v.strip() for v in values.split(",") if v.strip()]
         if not items:
             raise RegulabError(f"--grid {name}= has no values; give at least one, as in --grid {name}=V1,V2")
-        grid[name] = [_typed(fields[name], v) for v in items]
+        grid[name] = [setting_value(fields[name], v) for v in items]
         if len(set(map(str, grid[name]))) < len(grid[name]):
             raise RegulabError(f"--grid {name} repeats a value; give each value once")
     return grid
 
 
-def _typed(field: dataclasses.Field, text: str):
+def setting_value(field: dataclasses.Field, text: str, option: str = "--grid"):
+    """`text` as a value of the setting `field`, else a one-line error naming `option`."""
     kind = type(field.default) if field.default is not None else str
     try:
         if kind is bool:
@@ -68,10 +69,10 @@ def _typed(field: dataclasses.Field, text: str):
         return kind(text)
     except (KeyError, ValueError):
         expected = "true or false" if kind is bool else {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
-        raise RegulabError(f"--grid {field.name}: {text!r} is not {expected}") from None
+        raise RegulabError(f"{option} {field.name}: {text!r} is not {expected}") from None
 
 
-def _text(value) -> str:
+def value_text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -121,7 +122,7 @@ def plan(presets: list[str], grid: dict[str, list], seeds: int, overrides: dict)
     for preset in presets:
         for values in itertools.product(*grid.values()):
             point = dict(zip(grid, values))
-            words = ([preset] if len(presets) > 1 or not grid else []) + [f"{k}={_text(v)}" for k, v in point.items()]
+            words = ([preset] if len(presets) > 1 or not grid else []) + [f"{k}={value_text(v)}" for k, v in point.items()]
             group = Group(" ".join(words), preset, point, {})
             try:
                 group.runs = {s: run_key(group.config(overrides, s)) for s in range(seeds)}
@@ -142,7 +143,7 @@ def baseline_of(groups: list[Group], baseline: str) -> dict[str, Group]:
             axis = name.replace("-", "_")
             if axis not in g.point:
                 raise RegulabError(f"--baseline {baseline}: {axis} is not a --grid axis of this sweep")
-            point = {**g.point, axis: _typed(next(f for f in config_fields() if f.name == axis), value)}
+            point = {**g.point, axis: setting_value(next(f for f in config_fields() if f.name == axis), value)}
             base = by_key.get((g.preset, json.dumps(point, sort_keys=True)))
         else:
             base = by_key.get((name, json.dumps(g.point, sort_keys=True)))

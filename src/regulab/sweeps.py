@@ -20,8 +20,12 @@ import json
 import os
 from pathlib import Path
 
+from regulab import stats
 from regulab.analysis import Design, measure, summarize, undecided
-from regulab.errors import RegulabError
+from regulab.config import PRESETS
+from regulab.designs import Factor, FractionalDesign, factors_between
+from regulab.effects_report import write_factorial_report
+from regulab.errors import RegulabError, unknown_name
 from regulab.files import atomic_write
 from regulab.launch import Job, join_ray, launch
 from regulab.models import MODELS, registered_here
@@ -52,15 +56,31 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
     folder, grid, overrides = Path(folder), grid or {}, overrides or {}
     design = dataclasses.replace(design or Design(), seeds=seeds)
     groups = plan(presets, grid, seeds, overrides)
-    old = read_manifest(folder)
-    baseline = baseline or (old or {}).get("baseline")  # the same command without it keeps the sweep's
+    baseline = baseline or (read_manifest(folder) or {}).get("baseline")  # the same command without it keeps the sweep's
     if baseline:
         baseline_of(groups, baseline)
     elif design.adaptive:
         raise RegulabError("--max-seeds adds seeds where a group's comparison with its baseline is undecided; "
                            "name the baseline with --baseline")
-    runs_dir = Path(runs_dir) if runs_dir else folder / "runs"
     identity = {"presets": presets, "grid": grid, "settings": overrides}
+
+    def next_round() -> bool:
+        return _next_round(folder, groups, design, baseline, overrides, log)
+
+    train_groups(folder, groups, identity, design, baseline, runs_dir, overrides, next_round, jobs=jobs, threads=threads,
+                 ray=ray, overwrite=overwrite, retries=retries, log=log)
+    return groups
+
+
+def train_groups(folder: Path, groups: list[Group], identity: dict, design: Design, baseline: str | None,
+                 runs_dir: Path | None, overrides: dict, next_round, jobs: int = 0, threads: int = 0, ray: str | None = None,
+                 overwrite: bool = False, retries: int = 1, log=print) -> None:
+    """Write the plan of `groups` into `folder` (sweep.json, with `identity`: what the study is)
+    and train what is not finished; with an adaptive `design`, then as long as `next_round()`
+    adds seeds to the groups. One study at a time in a folder: a folder that holds a plan of
+    another identity is refused unless `overwrite` replaces it."""
+    runs_dir = Path(runs_dir) if runs_dir else folder / "runs"
+    old = read_manifest(folder)
     if old is not None and not overwrite and {k: old.get(k) for k in identity} != json.loads(json.dumps(identity)):
         changed = [k for k in identity if old.get(k) != json.loads(json.dumps(identity[k]))]
         raise RegulabError(f"{folder} holds a sweep with other {' and '.join(changed)} ({describe(old)}); "
@@ -73,8 +93,8 @@ def sweep(presets: list[str], folder: Path, grid: dict[str, list] | None = None,
     try:
         while True:
             _run_plan(folder, groups, identity, design, baseline, runs_dir, overrides, jobs, threads, ray, retries, log)
-            if not design.adaptive or not _next_round(folder, groups, design, baseline, overrides, log):
-                return groups
+            if not design.adaptive or not next_round():
+                return
     finally:
         held.unlock()
 
@@ -138,6 +158,16 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, design: Design,
     return groups
 
 
+def report_of(folder: Path, baseline: str | None = None, margin: float | None = None, correction: str | None = None,
+              primary: str | None = None, effect: float | None = None, log=None) -> Path:
+    """The report of a study folder, whichever kind its plan is: a factorial's, or a comparison's or sweep's."""
+    if "factorial" in (read_manifest(Path(folder)) or {}):
+        if baseline or effect is not None:
+            raise RegulabError("--baseline and --effect are for comparisons; a factorial's effects need neither")
+        return write_factorial_report(folder, margin, correction, primary, log=log)
+    return write_report(folder, baseline, margin, correction, primary, effect, log=log)
+
+
 def sweep_and_report(presets: list[str], folder: Path, grid: dict[str, list] | None = None, seeds: int = 1,
                      overrides: dict | None = None, **options) -> Path:
     """`sweep`, then the report of its folder (what `regulab compare`/`sweep` and their Python
@@ -145,3 +175,95 @@ def sweep_and_report(presets: list[str], folder: Path, grid: dict[str, list] | N
     log = options.get("log", print)
     sweep(presets, folder, grid, seeds, overrides, **options)
     return write_report(folder, log=log)
+
+
+# ---------------------------------------------------------------------------------------------
+# Factorial designs: a combination taken apart into two-level factors (see `designs`, `effects`)
+
+def factorial_plan(presets: list[str], factors: list[Factor] | None = None, fraction: int | None = None,
+                   allow_resolution_iii: bool = False, overrides: dict | None = None) -> FractionalDesign:
+    """The design of `regulab factorial`: the factors between two presets, or `factors` on one."""
+    if len(presets) not in (1, 2) or (factors and len(presets) != 1) or (not factors and len(presets) != 2):
+        raise RegulabError("factorial takes two presets (its factors are the settings in which they differ), or one "
+                           "preset and --factor NAME=SETTING:LOW/HIGH for each factor")
+    for preset in presets:
+        if preset not in PRESETS:
+            raise unknown_name("preset", preset, PRESETS, "`regulab presets` lists them")
+    shared = sorted({k for f in factors or [] for k in f.low} & set(overrides or {}))
+    if shared:
+        raise RegulabError(f"{shared[0]} is both a --factor setting and a fixed option; give it one way")
+    factors = factors or factors_between(presets[0], presets[1], overrides)
+    return FractionalDesign.choose(factors, fraction, allow_resolution_iii)
+
+
+def factorial(presets: list[str], folder: Path, fractional: FractionalDesign, seeds: int = 1, overrides: dict | None = None,
+              max_runs: int = 64, confirmed: bool = False, dry_run: bool = False, jobs: int = 0, threads: int = 0,
+              runs_dir: Path | None = None, ray: str | None = None, overwrite: bool = False, design: Design | None = None,
+              retries: int = 1, log=print) -> list[Group]:
+    """Train every cell of `fractional` (and the corners it leaves out) with seeds 0..seeds-1
+    as blocks, skipping finished runs; with an adaptive `design`, then a block at a time while a
+    main effect on its primary measure is undecided. `dry_run` prints the design and stops."""
+    folder, overrides = Path(folder), overrides or {}
+    design = dataclasses.replace(design or Design(), seeds=seeds)
+    groups = fractional.cells(presets[0], seeds, overrides)
+    runs_dir = Path(runs_dir) if runs_dir else folder / "runs"
+    most = max(seeds, design.max_seeds)
+    planned = [run_key(g.config(overrides, s)) for g in groups for s in range(most)]
+    new = [key for key in dict.fromkeys(planned) if not RunDir(runs_dir / key).finished()]
+    extra = len(groups) - len(fractional.matrix)
+    for line in fractional.lines():
+        log(line)
+    log(f"{len(fractional.matrix)} cells{f' + {extra} corner' + 's' * (extra > 1) + ' outside the fraction' if extra else ''}"
+        f" x {seeds}{f' to {most}' if most > seeds else ''} seed blocks: {len(planned)} runs, "
+        f"{len(planned) - len(new)} already finished in {runs_dir}, {len(new)} to train")
+    if dry_run:
+        for g in groups:
+            row = ["+" if c.lower() in g.label else "-" for c in fractional.letters]
+            finished = sum(RunDir(runs_dir / key).finished() for key in g.runs.values())
+            log(f"  {g.label:>8}  {' '.join(row)}  {finished}/{len(g.runs)} finished  "
+                + ", ".join(f"{k}={v!r}" if v == "" else f"{k}={v}" for k, v in g.point.items()))
+        return groups
+    if len(new) > max_runs and not confirmed:
+        raise RegulabError(f"this design trains {len(new)} new runs, more than --max-runs {max_runs}; check it with "
+                           "--dry-run, then pass --yes (or a larger --max-runs) to train them")
+    identity = {"presets": presets, "grid": {}, "settings": overrides, "factorial": fractional.record()}
+
+    def next_block() -> bool:
+        return _next_block(folder, groups, fractional, design, overrides, log)
+
+    train_groups(folder, groups, identity, design, None, runs_dir, overrides, next_block, jobs=jobs, threads=threads,
+                 ray=ray, overwrite=overwrite, retries=retries, log=log)
+    return groups
+
+
+def _next_block(folder: Path, groups: list[Group], fractional: FractionalDesign, design: Design, overrides: dict,
+                log) -> bool:
+    """Add a round of seed blocks to every cell while a main effect on the primary measure is
+    undecided (and fewer than max_seeds blocks); False when none is."""
+    from regulab.effects import analyze
+
+    manifest, runs = load_study(folder)
+    blocks = len(groups[0].runs)
+    result = analyze(fractional, runs, design, blocks)["measures"].get(design.primary)
+    mains = (result or {"effects": []})["effects"][:len(fractional.factors)]
+    open_ = [fractional.factors[i].name for i, e in enumerate(mains) if e["verdict"] in ("undecided", "no clear difference",
+                                                                                           stats.NO_INTERVAL)]
+    heading = measure(design.primary).heading
+    if not open_ or blocks >= design.max_seeds:
+        log(f"main effects on {heading}: " + ("every one decided" if not open_ else
+                                              f"{', '.join(open_)} still undecided at --max-seeds {design.max_seeds}"))
+        return False
+    for group in groups:
+        for seed in range(blocks, min(blocks + design.seeds_per_round, design.max_seeds)):
+            group.runs[seed] = run_key(group.config(overrides, seed))
+    log(f"main effects undecided on {heading}: {', '.join(open_)}; a round of {design.seeds_per_round} more seed "
+        f"block{'s' * (design.seeds_per_round > 1)}")
+    return True
+
+
+def factorial_and_report(presets: list[str], folder: Path, fractional: FractionalDesign, seeds: int = 1,
+                         overrides: dict | None = None, **options) -> Path | None:
+    """`factorial`, then its report (None after a dry run)."""
+    log = options.get("log", print)
+    factorial(presets, folder, fractional, seeds, overrides, **options)
+    return None if options.get("dry_run") else write_factorial_report(folder, log=log)

@@ -64,7 +64,7 @@ from regulab.rundir import (
     RunDir,
     matching_state,
 )
-from regulab.runtime import CoreShare, StopOnSignal, device_name, resolve_device, resolve_precision
+from regulab.runtime import CoreShare, StopOnSignal, device_name, machine, resolve_device, resolve_precision
 from regulab.tracking import Trackers
 from regulab.tracking import check_available as check_tracking
 
@@ -83,6 +83,9 @@ class TrainState:
     best_score: float = -math.inf
     best_epoch: int = 0
     sam: SharpnessAware | None = None  # with --sam: two passes a step; nothing of it outlives a step
+    # Where each session of the run trained, from which epoch (runtime.machine): a CPU model
+    # moves a run as a GPU does, so a pair is matched on the machine, and a resume may move it.
+    machines: list[dict] = dataclasses.field(default_factory=list)
 
     KEYS = ("epoch", "model", "optimizer", "ema", "augment", "lookahead", "shuffle_rng", "torch_rng", "cuda_rng",
             "history", "best_score", "best_epoch")
@@ -116,7 +119,8 @@ class TrainState:
             "ema": self.ema.state_dict() if self.ema else None, "augment": self.augment.state_dict(),
             "lookahead": self.lookahead.state_dict() if self.lookahead else None,
             "shuffle_rng": self.shuffle.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng,
-            "history": self.history, "best_score": self.best_score, "best_epoch": self.best_epoch})
+            "history": self.history, "best_score": self.best_score, "best_epoch": self.best_epoch,
+            "machines": self.machines})
 
     @staticmethod
     def read(run: RunDir) -> dict:
@@ -147,6 +151,7 @@ class TrainState:
         if checkpoint.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
         self.history, self.best_score, self.best_epoch = checkpoint["history"], checkpoint["best_score"], checkpoint["best_epoch"]
+        self.machines = checkpoint.get("machines", [])  # checkpoints from before regulab recorded machines have none
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,6 +432,7 @@ def _train_in(ctx: RunContext, cfg: Config, model: nn.Module, splits: data_lib.S
     resumed_after = len(state.history)
     with ctx.cores, ctx.stop, _closing_on_failure(trackers):
         ctx.cores.adjust(log)
+        state.machines.append({"from_epoch": len(state.history) + 1, **machine(ctx.device)})
         log(f"data: {splits.source}: {n_train:,} train, {len(splits.val[1]) if splits.val else 0:,} validation, "
             f"{len(splits.test[1]):,} test; {ctx.device.type} {ctx.precision}, {torch.get_num_threads()} threads; "
             f"run folder {run.path}")
@@ -458,7 +464,7 @@ def _train_in(ctx: RunContext, cfg: Config, model: nn.Module, splits: data_lib.S
         metrics = _test(state, cfg, splits, run, log)
         metrics.update(
             precision=ctx.precision, device=ctx.device.type, hardware=device_name(ctx.device),
-            threads=torch.get_num_threads(), data=splits.source,
+            threads=torch.get_num_threads(), machines=state.machines, data=splits.source,
             train_size=n_train, val_size=len(splits.val[1]) if splits.val else 0, test_size=len(splits.test[1]),
             epochs=cfg.epochs, seconds=sum(r["seconds"] for r in state.history),  # every epoch's, all sessions
             # This session's wall time, from the call to the metrics, and its parts: training, and

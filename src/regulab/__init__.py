@@ -10,6 +10,7 @@ The Python API (the same engine as the `regulab` command):
     run = regulab.load("runs/seed-...")
     study = regulab.compare(["seed-noreg", "seed-dropout"], seeds=3, data="cifar10-mini")
     study = regulab.sweep("seed-noreg", {"l2": [0, 1e-4, 1e-3]}, seeds=2, data="cifar10-mini")
+    parts = regulab.factorial(["seed-noreg", "seed-all"], seeds=2, data="cifar10-mini")  # which part does what
     regulab.presets()
 
     @regulab.register_model
@@ -19,7 +20,7 @@ The Python API (the same engine as the `regulab` command):
 from regulab.errors import RegulabError
 
 __version__ = "0.1.0"
-_API = ("train", "load", "compare", "sweep", "presets", "register_model", "Run", "Study")
+_API = ("train", "load", "compare", "sweep", "factorial", "presets", "register_model", "Run", "Study", "Factorial")
 __all__ = ["RegulabError", "__version__", *_API]
 
 

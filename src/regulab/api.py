@@ -23,7 +23,7 @@ from regulab.errors import RegulabError, TrainingStopped, unknown_name
 from regulab.models import register_model
 from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, RunDir
 
-__all__ = ["Run", "Study", "compare", "load", "presets", "register_model", "sweep", "train"]
+__all__ = ["Factorial", "Run", "Study", "compare", "factorial", "load", "presets", "register_model", "sweep", "train"]
 
 
 def _in_notebook() -> bool:
@@ -215,6 +215,78 @@ def sweep(presets: str | list[str], grid: dict[str, list], *, seeds: int = 1, ou
                      runs_dir=Path(runs_dir) if runs_dir else None, baseline=baseline, ray=ray, overwrite=overwrite,
                      design=design, retries=retries)
     return Study(out)
+
+
+class Factorial:
+    """A factorial folder: `design` (factors, generators, resolution, aliases), `effects(measure)`
+    (one row per effect: estimate, intervals, adjusted p-values, verdict), `words(measure)` (the
+    paragraph in plain words), `gain(measure)`, `check(measure)` (the corners outside the
+    fraction), `path` and `report`. Shown in a notebook as its test-accuracy effects."""
+
+    def __init__(self, path: str | os.PathLike):
+        from regulab.effects_report import factorial_result
+
+        self.path = Path(path)
+        self.result = factorial_result(self.path)
+        self.design = self.result["design"]
+        self.report = self.path / "report.html"
+
+    def effects(self, measure: str = "test_acc") -> list[dict]:
+        from regulab.effects_report import effect_table
+
+        return effect_table(self.result, self._measure(measure))
+
+    def words(self, measure: str = "test_acc") -> str:
+        from regulab.effects_report import words
+
+        return words(self.result, self._measure(measure))
+
+    def gain(self, measure: str = "test_acc") -> dict:
+        return self.result["measures"][self._measure(measure)]["gain"]
+
+    def check(self, measure: str = "test_acc") -> list[dict]:
+        return self.result["measures"][self._measure(measure)]["check"]
+
+    def _measure(self, key: str) -> str:
+        if key not in self.result["measures"]:
+            raise unknown_name("measure", key, self.result["measures"], "the measures every run of this study has")
+        return key
+
+    def _repr_html_(self) -> str:
+        from regulab.effects_report import effects_rows
+        from regulab.report import _table
+
+        return f"<p>{self.words()}</p>" + _table(*effects_rows(self.result, "test_acc"))
+
+    def __repr__(self) -> str:
+        summary = self.path / "summary.md"
+        return summary.read_text() if summary.is_file() else f"<regulab.Factorial {self.path}>"
+
+
+def factorial(presets: str | list[str], *, factors: dict[str, dict[str, tuple]] | None = None, fraction: str | None = None,
+              allow_resolution_iii: bool = False, seeds: int = 1, out: str | os.PathLike = "runs/factorial",
+              runs_dir: str | os.PathLike | None = None, max_runs: int = 64, confirmed: bool = False, jobs: int = 0,
+              threads: int = 0, overwrite: bool = False, max_seeds: int = 0, seeds_per_round: int = 1,
+              margin: float | None = None, primary: str = "test_acc", correction: str = "holm", **options) -> Factorial:
+    """Take a combination apart: train a two-level factorial design and return the `Factorial`.
+    `presets`: the low and the high preset (the factors are the settings in which they differ),
+    or one preset with `factors` by hand, {name: {setting: (low, high), ...}}, as
+    `{"bn": {"batch_norm": (False, True)}}`. `fraction` "full", "1/2", ... (default: the
+    smallest of resolution V); the other keywords as `regulab factorial`'s options."""
+    from regulab.analysis import Design
+    from regulab.designs import Factor, parse_fraction
+    from regulab.sweeps import factorial_and_report, factorial_plan
+
+    presets = [presets] if isinstance(presets, str) else list(presets)
+    # Each level's settings checked by name and type, as a keyword option is.
+    hand = [Factor(name, _options({k: v[0] for k, v in levels.items()}), _options({k: v[1] for k, v in levels.items()}))
+            for name, levels in (factors or {}).items()]
+    fixed = _options(options, allowed={f.name for f in config_fields()} - set(SWEEP_OWN))
+    fractional = factorial_plan(presets, hand, parse_fraction(fraction), allow_resolution_iii, fixed)
+    design = Design(seeds, max_seeds, seeds_per_round, margin, primary, correction)
+    factorial_and_report(presets, Path(out), fractional, seeds, fixed, max_runs=max_runs, confirmed=confirmed, jobs=jobs,
+                         threads=threads, runs_dir=Path(runs_dir) if runs_dir else None, overwrite=overwrite, design=design)
+    return Factorial(out)
 
 
 def presets() -> dict[str, str]:

@@ -100,11 +100,7 @@ def parse_factors(specs: list[str]) -> list[Factor]:
             raise RegulabError(f"--factor: {setting} belongs to two factors; give it to one")
         lo, hi = levels.setdefault(name, ({}, {}))
         lo[setting], hi[setting] = (setting_value(fields[setting], v.strip(), "--factor") for v in (low, high))
-    factors = [Factor(name, lo, hi) for name, (lo, hi) in levels.items()]
-    for f in factors:
-        if f.low == f.high:
-            raise RegulabError(f"--factor {f.name}: its two levels are equal ({f.describe()}); give two different values")
-    return factors
+    return [Factor(name, lo, hi) for name, (lo, hi) in levels.items()]
 
 
 @dataclass(frozen=True)
@@ -131,6 +127,9 @@ class FractionalDesign:
                                "with one, use `regulab compare`")
         if len(set(names)) < k:
             raise RegulabError(f"two factors are named {next(n for n in names if names.count(n) > 1)}; name each once")
+        for f in factors:
+            if f.low == f.high:
+                raise RegulabError(f"factor {f.name}: its two levels are equal ({f.describe()}); give two different values")
         if k > MOST_FACTORS:
             raise RegulabError(f"{k} factors are more than this command designs for ({MOST_FACTORS}); group settings into "
                                "fewer factors with --factor")

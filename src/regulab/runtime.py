@@ -77,7 +77,7 @@ def machine(device: torch.device) -> dict:
                   "vendor_id", "cpu family", "model", "stepping")),
               "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
               "gpu": None, "gpu_memory_gb": None, "cuda": torch.version.cuda, "cudnn": None,
-              "torch": torch.__version__, "regulab": __version__, "commit": source_commit()}
+              "torch": str(torch.__version__), "regulab": __version__, "commit": source_commit()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         record.update(gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1),

@@ -202,3 +202,60 @@ def test_a_scheduled_run_resumes_on_its_schedule(args, tmp_path):
     assert len(json.loads((parts / "history.json").read_text())) < 3
     assert main(["train", "--resume", str(parts)]) == 0
     assert_same_run(whole, parts)
+
+
+def flip_middle(path, count=64):
+    """`count` bytes in the middle of a file inverted, as a failing disk or a bad copy would."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + count] = bytes(b ^ 0xFF for b in data[middle:middle + count])
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def interrupted(uninterrupted, tmp_path):
+    """A copy of a finished run with its end taken away: a checkpoint to resume from."""
+    out = tmp_path / "half"
+    subprocess.run(["cp", "-r", str(uninterrupted), str(out)], check=True)
+    (out / "metrics.json").unlink()
+    return out
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_checkpoint_is_refused_in_one_line_and_kept(interrupted, capsys, damage):
+    checkpoint = interrupted / "checkpoint.pt"
+    if damage == "flip":
+        flip_middle(checkpoint)
+    else:
+        checkpoint.write_bytes(checkpoint.read_bytes()[:len(checkpoint.read_bytes()) // 3])
+    before = checkpoint.read_bytes()
+    assert main(["train", "--resume", str(interrupted)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(checkpoint) in err and "not match the SHA-256 written with it" in err and "was not loaded" in err
+    assert f"start the run over with regulab train --config {interrupted / 'config.toml'} --out {interrupted} --overwrite" in err
+    assert checkpoint.read_bytes() == before and not (interrupted / "metrics.json").exists()
+
+
+def test_damaged_best_weights_are_refused_by_evaluate_predict_export_and_init_from(uninterrupted, tmp_path, capsys, args):
+    run = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(uninterrupted), str(run)], check=True)
+    flip_middle(run / "best.pt")
+    for command in (["evaluate", str(run)], ["predict", str(run), str(tmp_path)], ["export", str(run)],
+                    ["train", *args, "--init-from", str(run), "--out", str(tmp_path / "tuned")]):
+        assert main(command) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{run / 'best.pt'} has changed since regulab wrote it" in err, command
+        assert ("start from another run's weights" if command[0] == "train" else "restore it from a copy") in err
+
+
+def test_a_crash_between_the_checksum_and_the_file_leaves_a_file_that_loads(tmp_path):
+    """The checksum is written first and keeps the one before it: the old file still matches."""
+    run = RunDir.create(tmp_path / "r")
+    run.save("best.pt", {"weight": torch.ones(3)})
+    old = (run.path / "best.pt").read_bytes()
+    run.save("best.pt", {"weight": torch.zeros(3)})
+    (run.path / "best.pt").write_bytes(old)  # as if the process died after writing best.pt.sha256
+    assert torch.equal(run.load("best.pt")["weight"], torch.ones(3))
+    (run.path / "best.pt.sha256").unlink()  # a run from before checksums: loaded as it is
+    assert torch.equal(run.load("best.pt")["weight"], torch.ones(3))

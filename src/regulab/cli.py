@@ -25,7 +25,7 @@ from regulab.config import (
     preset_description,
     to_toml,
 )
-from regulab.errors import RegulabError, TrainingStopped
+from regulab.errors import DamagedFile, RegulabError, TrainingStopped
 
 TRACKERS = {"tensorboard": "DIR", "mlflow": "URI"}  # options that may be given without a value
 # The settings that decide which images a run sees and how they are read: `regulab data` takes them too.
@@ -263,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         how = f"; resume with: regulab train --resume {exc.run_dir}" if args.command == "train" and exc.run_dir else ""
         print(f"regulab: {exc}{how}", file=sys.stderr)
         return 130
+    except DamagedFile as exc:
+        if args.debug:
+            raise
+        print(f"regulab: error: {exc}; {_after_damage(args, Path(exc.path).parent)}", file=sys.stderr)
+        return 1
     except RegulabError as exc:
         if args.debug:
             raise
@@ -271,6 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("regulab: interrupted", file=sys.stderr)
         return 130
+
+
+def _after_damage(args: argparse.Namespace, run: Path) -> str:
+    """How to continue when a run's weights or checkpoint are damaged, for the command that met them."""
+    again = f"regulab train --config {run / 'config.toml'} --out {run} --overwrite"
+    if args.command == "train" and args.resume:
+        return f"its epochs cannot be trusted: start the run over with {again}"
+    if args.command == "train":
+        return f"train {run} again ({again}), or start from another run's weights"
+    return f"restore it from a copy, or train the run again: {again}"
 
 
 def _run(args: argparse.Namespace) -> int:

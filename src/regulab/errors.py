@@ -13,6 +13,15 @@ class TrainingStopped(RegulabError):
         self.run_dir = run_dir
 
 
+class DamagedFile(RegulabError):
+    """A file regulab wrote no longer matches the checksum written with it (a failing disk, a bad
+    copy, an edit): what happened, and `path`; the command line adds how to continue."""
+
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = path
+
+
 def unknown_name(kind: str, name: str, known, where: str) -> RegulabError:
     """An error for a misspelt name that suggests the closest known one."""
     from difflib import get_close_matches

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from regulab.config import Config
-from regulab.errors import RegulabError
+from regulab.errors import DamagedFile, RegulabError
 from regulab.files import atomic_write
 
 # What may differ when a run is resumed: where it runs and logs, not what it computes. Not its
@@ -28,6 +29,7 @@ RESUMABLE = {"device", "precision", "threads", "eval_batch_size", "tensorboard",
 CONFIG, CONFIG_TOML = "config.json", "config.toml"  # the record resume reads; the file a person repeats runs from
 HISTORY_CSV, HISTORY_JSON, METRICS = "history.csv", "history.json", "metrics.json"
 BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoint.pt", "curves.png"
+CHECKSUM = ".sha256"  # beside each weights and checkpoint file: its SHA-256 (and the one before it)
 WEIGHTS_FIGURE = "weights.png"  # the kernels' norms per epoch
 # Per test image, in the test set's order: the label, the predicted class, the probability of the
 # true class and of the predicted one. Enough to recompute accuracy, NLL and ECE on any resample of
@@ -198,24 +200,49 @@ class RunDir:
             raise RegulabError(f"{file} is unreadable ({exc}); re-run the training") from None
 
     def save(self, name: str, obj) -> None:
+        """`obj` in NAME (torch.save), with its SHA-256 in NAME.sha256. The checksum is written
+        first and keeps the one before it, so a crash between the two writes leaves the old file
+        matching the "previous" checksum: nothing a crash leaves is taken for damage."""
         buffer = io.BytesIO()
         torch.save(obj, buffer)
-        atomic_write(self.path / name, buffer.getvalue())
+        data = buffer.getvalue()
+        sums = self.path / f"{name}{CHECKSUM}"
+        earlier = self._checksums(name)
+        atomic_write(sums, json.dumps({"sha256": hashlib.sha256(data).hexdigest(),
+                                       "previous": earlier["sha256"] if earlier else None}).encode())
+        atomic_write(self.path / name, data)
+
+    def _checksums(self, name: str) -> dict | None:
+        """NAME.sha256, where the run wrote one (runs from before regulab wrote checksums have none)."""
+        try:
+            return json.loads((self.path / f"{name}{CHECKSUM}").read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            raise DamagedFile(f"{self.path / name}{CHECKSUM} is unreadable, so {name} cannot be checked",
+                              self.path / name) from None
 
     def load(self, name: str):
-        """A saved object, read with weights_only so a crafted file cannot run code."""
+        """A saved object, checked against the checksum written with it (DamagedFile where it no
+        longer matches), read with weights_only so a crafted file cannot run code."""
         file = self.path / name
         if not file.is_file():
             raise RegulabError(f"{file} is missing; is {self.path} a regulab run folder?")
+        data = file.read_bytes()
+        sums = self._checksums(name)
+        if sums is not None and hashlib.sha256(data).hexdigest() not in (sums["sha256"], sums["previous"]):
+            raise DamagedFile(f"{file} has changed since regulab wrote it ({len(data):,} bytes that do not match the "
+                              f"SHA-256 written with it): it is damaged, and was not loaded", file)
         try:
             with warnings.catch_warnings():  # a damaged file makes torch warn before it fails: one line is enough
                 warnings.simplefilter("ignore")
-                return torch.load(file, map_location="cpu", weights_only=True)
+                return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many kinds for a bad file; all mean the same here
             # weights_only names the GLOBAL it refused; anything else is a damaged file.
-            code = "GLOBAL" in str(exc)
-            reason = "it holds code or objects that are not plain tensors" if code else "it is corrupt or truncated"
-            raise RegulabError(f"cannot load {file}: {reason}; use a checkpoint that regulab wrote, or train again") from None
+            if "GLOBAL" in str(exc):
+                raise RegulabError(f"cannot load {file}: it holds code or objects that are not plain tensors; use a "
+                                   "checkpoint that regulab wrote, or train again") from None
+            raise DamagedFile(f"cannot load {file}: it is corrupt or truncated", file) from None
 
     def load_weights(self, name: str, model: torch.nn.Module) -> dict:
         """A state_dict from the folder, checked against the model it is meant for."""

@@ -259,3 +259,12 @@ def test_a_crash_between_the_checksum_and_the_file_leaves_a_file_that_loads(tmp_
     assert torch.equal(run.load("best.pt")["weight"], torch.ones(3))
     (run.path / "best.pt.sha256").unlink()  # a run from before checksums: loaded as it is
     assert torch.equal(run.load("best.pt")["weight"], torch.ones(3))
+
+
+def test_a_resumed_run_records_each_session_s_machine(interrupted):
+    assert main(["train", "--resume", str(interrupted)]) == 0
+    first, second = json.loads((interrupted / "metrics.json").read_text())["machines"]
+    assert (first["from_epoch"], second["from_epoch"]) == (1, 4)  # the resume found all 3 epochs done
+    for record in (first, second):
+        assert record["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and record["threads"] >= 1
+        assert record["torch"] == torch.__version__ and record["cpu_id"].count("/") == 3

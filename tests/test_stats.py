@@ -1,6 +1,7 @@
 """The study statistics against numbers worked independently: by hand, from scipy's distribution
 functions directly, from published tables (G*Power, Pocock 1977), or by a plain loop."""
 
+import dataclasses
 import math
 import statistics
 
@@ -83,7 +84,7 @@ def test_no_verdict_before_the_planned_seeds_have_finished():
     runs = [{"group": g, "seed": s, "metrics": {**metrics, "test_acc": v}}
             for g, values in (("a", base[:10]), ("b", treated[:10])) for s, v in enumerate(values)]
     row = summarize(manifest, runs, design=design, bootstrap=0)[1]
-    assert row["paired"]["test_acc"]["verdict"] == "better" and row["stopped"] == "decided at 10 seeds: better"
+    assert row["paired"]["test_acc"]["verdict"] == "better" and row["stopped"] == "decided at look 1 of 4 (10 pairs): better"
 
 
 def test_power_matches_g_power():
@@ -162,3 +163,43 @@ def test_adaptive_seeds_keep_the_error_rates_at_5_percent():
     assert at_margin.get("equivalent", 0) <= 0.05
     one_point = simulate_design(STUDY, 0.01, SD, 2000, np.random.default_rng(3))
     assert one_point["better"] >= 0.8
+
+
+def test_pairs_across_machines_are_left_out_and_the_looks_move_down_by_them():
+    """Seeds 0-2 of the treated group trained on another CPU model: 7 pairs of 10 remain. The
+    adaptive design (looks at 10, 12, 14, 16) is judged at its first look moved down by the 3
+    pairs left out (7, 9, 11, 13), under Pocock's level for those looks, never at a plain 5%."""
+    manifest = {"baseline": "a", "groups": [{"label": g, "preset": g, "point": {}, "runs": {str(s): f"{g}{s}" for s in range(10)}}
+                                            for g in ("a", "b")]}
+    metrics = {"best_val_acc": 0.7, "gap": 0.1, "test_ece": 0.05, "test_loss": 1, "best_epoch": 3, "seconds": 60,
+               "precision": "fp32", "device": "cpu"}
+    base = [0.70, 0.72, 0.74, 0.71, 0.73, 0.72, 0.70, 0.71, 0.74, 0.72]
+    treated = [v + d for v, d in zip(base, (0.01, 0.02, 0.0, 0.008, 0.004, 0.009, 0.012, 0.003, 0.010, 0.006))]
+    runs = [{"group": g, "seed": s, "metrics": {**metrics, "test_acc": v,
+                                                "machine": "zen4" if g == "b" and s < 3 else "zen3"}}
+            for g, values in (("a", base), ("b", treated)) for s, v in enumerate(values)]
+    design = Design(seeds=10, max_seeds=16, seeds_per_round=2, margin=0.005)
+    row = summarize(manifest, runs, design=design, bootstrap=0)[1]
+    cell = row["paired"]["test_acc"]
+    assert row["cross_machine"] == 3 and row["pair_seeds"] == list(range(3, 10)) and cell["n"] == 7
+    diffs = np.array(treated[3:]) - np.array(base[3:])
+    moved = stats.SequentialDesign((7, 9, 11, 13))
+    assert cell["planned"] == [7, 9, 11, 13] and cell["looks"] == [7]
+    assert cell["p_difference"] == pytest.approx(moved.p_value([stats.difference_p(diffs)], sided=2))
+    assert cell["p_difference"] > stats.difference_p(diffs)  # not the plain one-look p-value
+    assert row["stopped"].startswith("decided at look 1 of 4 (7 pairs; the looks moved down by the 3 pairs left out)")
+    # Paired on the device type alone (the rule before machines were recorded), all 10 pairs count.
+    every = summarize(manifest, runs, design=dataclasses.replace(design, pair_on="device"), bootstrap=0)[1]
+    assert every["cross_machine"] == 0 and every["paired"]["test_acc"]["n"] == 10
+
+
+def test_a_run_names_each_machine_it_trained_on():
+    from regulab.runtime import machine_id, machine_of
+
+    zen3 = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD/25/1/1", "cpu_capability": "AVX2", "gpu": None}
+    zen4 = {**zen3, "cpu_id": "AuthenticAMD/25/17/1", "cpu_capability": "AVX512"}
+    assert machine_id(zen3) != machine_id(zen4)  # one name, two CPUs
+    assert machine_of({"machines": [zen3, zen3]}) == machine_id(zen3)
+    assert machine_of({"machines": [zen3, zen4]}) == f"{machine_id(zen3)} then {machine_id(zen4)}"  # resumed elsewhere
+    assert machine_of({"device": "cpu"}, {"machine": "the first study's CPU"}) == "the first study's CPU"
+    assert machine_of({"device": "cpu"}) == "cpu (machine not recorded)"

@@ -3,14 +3,16 @@ the paired differences with their four-way verdicts (adjusted for the table and 
 looks), the seeds each comparison would need, and an interval over test images as well as
 seeds. The reports print these rows; the adaptive sweep decides its next round from them.
 
-A pair is two runs of one seed on the same device and precision: rounding alone decorrelates
-two trainings of one seed (Summers & Dinneen 2021), so a difference across devices carries the
-device's effect too. Pairs that cross devices are left out and counted.
+A pair is two runs of one seed on the same machine and precision: rounding alone decorrelates
+two trainings of one seed (Summers & Dinneen 2021), and another CPU model moves a run as another
+GPU does (other kernels, other rounding), so a difference across machines carries the machine's
+effect too. Pairs that cross machines are left out and counted.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -47,10 +49,13 @@ class Design:
     margin: float | None = None
     primary: str = "test_acc"
     correction: str = "holm"
+    pair_on: str = "machine"
 
     def __post_init__(self):
         if self.margin is not None and not self.margin > 0:
             raise RegulabError(f"--margin must be positive (in the measure's units, 0.005 = half a point), not {self.margin}")
+        if self.pair_on not in PAIR_ON:
+            raise unknown_name("pairing rule", self.pair_on, PAIR_ON, "--pair-on takes machine or device")
         if self.correction not in CORRECTIONS:
             raise unknown_name("correction", self.correction, CORRECTIONS, "--correction takes holm or none")
         measure(self.primary)
@@ -83,30 +88,50 @@ class Design:
         return asdict(self)
 
 
-def pairs(mine: dict[int, dict], theirs: dict[int, dict]) -> tuple[list[int], int]:
-    """The seeds both groups ran on the same device and precision, and how many shared seeds
-    were left out for crossing devices."""
+PAIR_ON = ("machine", "device")  # what the two runs of a pair must share besides the seed (and the precision)
+
+
+def pairs(mine: dict[int, dict], theirs: dict[int, dict], on: str = "machine") -> tuple[list[int], int]:
+    """The seeds both groups ran on the same machine (`on` "device": the same device type only,
+    the rule before machines were recorded) and precision, and how many shared seeds were left
+    out for crossing them."""
+    keys = ("device", "precision", "machine") if on == "machine" else ("device", "precision")
     shared = sorted(mine.keys() & theirs.keys())
-    same = [s for s in shared if (mine[s].get("device"), mine[s].get("precision"))
-            == (theirs[s].get("device"), theirs[s].get("precision"))]
+    same = [s for s in shared if [mine[s].get(k) for k in keys] == [theirs[s].get(k) for k in keys]]
     return same, len(shared) - len(same)
 
 
-def paired_measure(diffs: list[float], design: Design, higher_is_better: bool) -> dict:
+def planned_looks(design: Design, left_out: int = 0) -> stats.SequentialDesign | None:
+    """The looks of an adaptive design, in pairs: the seeds of each planned look less the pairs
+    `left_out` across machines (fixed by where the runs trained, not by their results, so the
+    design moved down by them keeps its error rate: Pocock's level is found for the moved looks).
+    None for a fixed design, and where no look keeps two pairs."""
+    sequential = design.sequential
+    if sequential is None or not left_out:
+        return sequential
+    moved = tuple(sorted({n - left_out for n in sequential.looks if n - left_out >= 2}))
+    return stats.SequentialDesign(moved) if moved else None
+
+
+def paired_measure(diffs: list[float], design: Design, higher_is_better: bool, left_out: int = 0) -> dict:
     """One measure's paired differences (in seed order): the 95% interval, the 90% one for the
-    margin, and the p-values, nominal and adjusted for the looks the design planned (Holm comes
-    later, over the table)."""
+    margin, and the p-values, nominal and adjusted for the looks the design planned, moved down
+    by the pairs `left_out` (Holm comes later, over the table). `looks` are the planned looks
+    reached, `planned` all of them."""
     out = stats.t_interval(diffs)
     ninety = stats.t_interval(diffs, confidence=1 - 2 * stats.ALPHA)
-    out.update(low90=ninety["low"], high90=ninety["high"], p_difference=None, p_equivalence=None, looks=[])
+    out.update(low90=ninety["low"], high90=ninety["high"], p_difference=None, p_equivalence=None, looks=[], planned=[])
     if len(diffs) < 2:
         return out
     values = np.asarray(diffs, dtype=float)
-    sequential = design.sequential
+    sequential = planned_looks(design, left_out)
     looks = [n for n in sequential.looks if n <= len(values)] if sequential else []
-    if not looks:  # a fixed design, or an adaptive one before its first look (shown, not judged: INTERIM)
+    if looks:
+        out.update(looks=looks, planned=list(sequential.looks))
+    else:  # a fixed design's one look, at the end; or, short of an adaptive one's first look, a nominal p never judged
         looks, sequential = [len(values)], stats.SequentialDesign((len(values),))
-    out["looks"] = looks
+        if not design.adaptive:
+            out.update(looks=looks, planned=looks)
     out["p_difference"] = sequential.p_value([stats.difference_p(values[:n]) for n in looks], sided=2)
     if design.margin is not None:
         out["p_equivalence"] = sequential.p_value([stats.tost_p(values[:n], design.margin) for n in looks], sided=1)
@@ -124,8 +149,13 @@ def _adjust(rows: list[dict], design: Design) -> None:
             for cell, p in zip(cells, adjusted):
                 cell[f"{kind}_adjusted"] = p
         for row, cell in zip(paired, cells):
-            cell["verdict"] = stats.verdict(cell["p_difference_adjusted"], cell["p_equivalence_adjusted"],
-                                            cell["mean"], m.higher_is_better) if row["complete"] else stats.INTERIM
+            if not row["complete"]:
+                cell["verdict"] = stats.INTERIM
+            elif design.adaptive and cell["n"] >= 2 and not cell["looks"]:
+                cell["verdict"] = stats.SHORT
+            else:
+                cell["verdict"] = stats.verdict(cell["p_difference_adjusted"], cell["p_equivalence_adjusted"],
+                                                cell["mean"], m.higher_is_better)
 
 
 def seeds_needed(sd: float | None, design: Design, effect: float | None, observed: float | None) -> dict:
@@ -175,17 +205,18 @@ def summarize(manifest: dict, runs: list[dict], baseline: str | None = None, des
             by_device.setdefault(m.get("device", "unrecorded"), []).append(m["seconds"] / 60)
         row["minutes"] = {device: statistics.fmean(v) for device, v in sorted(by_device.items())}
         row["devices"] = {device: len(v) for device, v in sorted(by_device.items())}
+        row["machines"] = dict(sorted(Counter(m.get("machine") or "unrecorded" for m in mine.values()).items()))
         row["precision"] = ", ".join(sorted({m["precision"] for m in mine.values()}))
         base = bases.get(group.label)
         if base is not None and base.label != group.label:
             theirs = {s: r["metrics"] for s, r in by_group.get(base.label, {}).items()}
-            seeds, crossed = pairs(mine, theirs)
+            seeds, crossed = pairs(mine, theirs, design.pair_on)
             # Complete: this group and its baseline have finished every seed the plan gives the group.
             complete = len(mine) == len(group.runs) and set(group.runs) <= set(theirs)
-            row.update(baseline=base.label, pair_seeds=seeds, cross_device=crossed, complete=complete)
+            row.update(baseline=base.label, pair_seeds=seeds, cross_machine=crossed, complete=complete)
             row["paired"] = {m.key: paired_measure([mine[s][m.key] - theirs[s][m.key] for s in seeds
                                                     if mine[s].get(m.key) is not None and theirs[s].get(m.key) is not None],
-                                                   design, m.higher_is_better) for m in MEASURES}
+                                                   design, m.higher_is_better, crossed) for m in MEASURES}
             cell = row["paired"][primary.key]
             row["seeds_needed"] = seeds_needed(cell["std"], design, effect, cell["mean"])
             mine_runs, their_runs = by_group.get(group.label, {}), by_group.get(base.label, {})
@@ -194,6 +225,7 @@ def summarize(manifest: dict, runs: list[dict], baseline: str | None = None, des
                 row["bootstrap"] = stats.paired_bootstrap(
                     np.stack([_correct(mine_runs[s]) for s in kept]),
                     np.stack([_correct(their_runs[s]) for s in kept]), bootstrap, np.random.default_rng(0))
+                row["bootstrap"]["seeds"] = kept  # the pairs that kept predictions: maybe fewer than the table's
         rows.append(row)
     _adjust(rows, design)
     for row in rows:
@@ -208,10 +240,14 @@ def _why_stopped(row: dict, design: Design, primary: Measure) -> str | None:
     cell = row["paired"][primary.key]
     if cell["verdict"] == stats.INTERIM:
         return f"in progress: {cell['n']} of {row['planned']} pairs finished"
+    if not cell["looks"]:
+        return f"no verdict: {cell['n']} pairs, short of the first planned look"
+    moved = f"; the looks moved down by the {row['cross_machine']} pairs left out" if row["cross_machine"] else ""
+    look = f"look {len(cell['looks'])} of {len(cell['planned'])} ({cell['n']} pairs{moved})"
     if cell["verdict"] in ("better", "worse", "equivalent"):
-        return f"decided at {cell['n']} seeds: {cell['verdict']}"
+        return f"decided at {look}: {cell['verdict']}"
     if row["n"] >= design.max_seeds:
-        return f"reached --max-seeds {design.max_seeds}: still undecided"
+        return f"reached --max-seeds {design.max_seeds}: still undecided at {look}"
     return f"undecided at {row['n']} seeds: the next round adds {min(design.seeds_per_round, design.max_seeds - row['n'])}"
 
 
@@ -220,7 +256,7 @@ def undecided(rows: list[dict], design: Design) -> list[dict]:
     measure (so every planned seed finished: before that a row is INTERIM), fewer than `max_seeds`."""
     key = design.primary
     return [r for r in rows if "paired" in r and r["paired"][key]["verdict"] in ("undecided", "no clear difference",
-                                                                                   stats.NO_INTERVAL)
+                                                                                   stats.NO_INTERVAL, stats.SHORT)
             and r["n"] < design.max_seeds]
 
 

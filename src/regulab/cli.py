@@ -98,6 +98,10 @@ def _add_decision_options(parser: argparse.ArgumentParser, default: str = "") ->
                         help=f"adjustment for the table's many comparisons (default holm) {default}".rstrip())
     parser.add_argument("--primary", choices=KEYS, default=None,
                         help=f"the measure adaptive seeds decide on (default test_acc) {default}".rstrip())
+    parser.add_argument("--pair-on", choices=("machine", "device"), default=None,
+                        help="what a pair's two runs must share besides the seed and precision: the machine (default: "
+                        "the CPU model or GPU each run recorded), or the device type only (the rule before regulab "
+                        f"recorded machines) {default}".rstrip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,7 +320,8 @@ def _run(args: argparse.Namespace) -> int:
         given = {f.name: getattr(args, f.name) for f in config_fields()
                  if f.name not in SWEEP_OWN and getattr(args, f.name, None) is not None}
         design = Design(seeds=args.seeds, max_seeds=args.max_seeds, seeds_per_round=args.seeds_per_round,
-                        margin=args.margin, primary=args.primary or "test_acc", correction=args.correction or "holm")
+                        margin=args.margin, primary=args.primary or "test_acc", correction=args.correction or "holm",
+                        pair_on=args.pair_on or "machine")
         report = sweep_and_report(args.presets, args.out, grid, args.seeds, given, jobs=args.jobs, threads=args.threads,
                                   runs_dir=args.runs_dir, baseline=args.baseline, ray=args.ray, overwrite=args.overwrite,
                                   design=design, retries=args.retries)
@@ -341,7 +346,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "report":
         from regulab.sweeps import report_of
 
-        path = report_of(args.folder, args.baseline, args.margin, args.correction, args.primary, args.effect, log=print)
+        path = report_of(args.folder, args.baseline, args.margin, args.correction, args.primary, args.effect,
+                         pair_on=args.pair_on, log=print)
         print(f"report: {path}")
     elif args.command == "evaluate":
         from regulab.trained import CONFUSION, EVALUATION, MISTAKES, RELIABILITY, evaluate_run, evaluation_table

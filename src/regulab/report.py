@@ -75,7 +75,7 @@ def decision_table(rows: list[dict], design: Design) -> tuple[list[str], list[li
         cells = [_label(r), _pairs(r), _number(c["mean"], True), _range(c["low"], c["high"]), _range(c["low90"], c["high90"]),
                  _p(c["p_difference_adjusted"]), _p(c["p_equivalence_adjusted"]), c["verdict"],
                  r["stopped"] or f"{r['n']} (fixed)",
-                 _range(boot["low"], boot["high"]) + f" (n={boot['n']})" if boot else "no predictions kept",
+                 _range(boot["low"], boot["high"]) + _subset(boot, c) if boot else "no predictions kept",
                  f"{boot['p_beats']:.2f} [{boot['p_beats_low']:.2f}, {boot['p_beats_high']:.2f}]" if boot else "n/a",
                  _count(need.get("difference"))]
         if design.margin is not None:
@@ -89,16 +89,20 @@ def decision_notes(rows: list[dict], design: Design) -> list[str]:
     paired = [r for r in rows if "paired" in r]
     if not paired:
         return []
-    notes = ["Pairs are runs of the same seed (same split, initial weights and data order) on the same device and "
-             "precision; a paired difference is this group minus its baseline."]
-    crossed = sum(r["cross_device"] for r in paired)
+    notes = ["Pairs are runs of the same seed (same split, initial weights and data order) on the same "
+             + ("machine" if design.pair_on == "machine" else "device type (--pair-on device: CPU models not told apart)")
+             + " and precision; a paired difference is this group minus its baseline."]
+    crossed = sum(r["cross_machine"] for r in paired)
+    rule = "machines (CPU models or GPUs)" if design.pair_on == "machine" else "devices (--pair-on device)"
     if crossed:
-        notes.append(f"{crossed} pair{'s' * (crossed > 1)} whose two runs ran on different devices or precisions "
-                     f"{'were' if crossed > 1 else 'was'} left out: a device moves a run as much as a seed does.")
+        notes.append(f"{crossed} pair{'s' * (crossed > 1)} whose two runs ran on different {rule} or precisions "
+                     f"{'were' if crossed > 1 else 'was'} left out: another machine moves a run as a new seed does.")
     words = ["better", "worse", "equivalent", "undecided"] if design.margin is not None else \
         ["better", "worse", "no clear difference"]
     if any(not r["complete"] for r in paired):
         words.append(stats.INTERIM)
+    if any(c["verdict"] == stats.SHORT for r in paired for c in r["paired"].values()):
+        words.append(stats.SHORT)
     notes.append("Verdicts: " + "; ".join(f"*{w}*: {stats.WORDS[w]}" for w in words)
                  + (f". The margin is ±{design.margin:g} in each measure's own units." if design.margin is not None else "."))
     family = len(paired)
@@ -115,6 +119,12 @@ def decision_notes(rows: list[dict], design: Design) -> list[str]:
                      f"group-sequential boundary (1977), calibrated for the t statistic: each look is judged at a "
                      f"nominal {level:.4f} two-sided, so the chance of a false *better* or *worse* over all looks "
                      "stays at 5%.")
+        moved = [r for r in paired if r["cross_machine"] and r["paired"][design.primary]["planned"]]
+        for r in moved:
+            cell = r["paired"][design.primary]
+            notes.append(f"{r['group']}: {r['cross_machine']} pairs left out across machines, so its looks are moved "
+                         f"down by as many, to {', '.join(map(str, cell['planned']))} pairs, and Pocock's level is found "
+                         "for those looks (which pairs are left out depends on where runs trained, not on their results).")
     notes.append("The bootstrap interval resamples test images as well as seeds (2,000 replicates; Bouthillier et al. "
                  "2021); the 95% t interval varies the seed only, on one fixed test set.")
     return notes
@@ -125,16 +135,23 @@ def _label(r: dict) -> str:  # a grid point that is another preset says so
 
 
 def _where(r: dict) -> str:
-    return ", ".join(f"{d} ×{n}" for d, n in r["devices"].items()) + (f" {r['precision']}" if r["precision"] else "") or "n/a"
+    return ", ".join(f"{m} ×{n}" for m, n in r["machines"].items()) + (f" {r['precision']}" if r["precision"] else "") or "n/a"
 
 
 def _pairs(r: dict) -> str:
     n = r["paired"]["test_acc"]["n"]
-    return f"{n}" + (f" (+{r['cross_device']} cross-device, left out)" if r["cross_device"] else "")
+    return f"{n}" + (f" (+{r['cross_machine']} across machines, left out)" if r["cross_machine"] else "")
 
 
 def _word(cell: dict) -> str:
     return "" if cell["mean"] is None else f"({cell['verdict']})"
+
+
+def _subset(boot: dict, cell: dict) -> str:
+    """Which pairs the bootstrap used, and their own mean where they are fewer than the table's."""
+    if boot["n"] == cell["n"]:
+        return f" (n={boot['n']})"
+    return f" (n={boot['n']}: seeds {', '.join(map(str, boot.get('seeds', [])))}; their mean {_number(boot['mean'], True)})"
 
 
 def _signed(x: float | None) -> str:
@@ -294,7 +311,7 @@ def margin_figure(rows: list[dict], design: Design) -> Figure:
 
 
 def write_report(folder: Path, baseline: str | None = None, margin: float | None = None, correction: str | None = None,
-                 primary: str | None = None, effect: float | None = None, log=None) -> Path:
+                 primary: str | None = None, effect: float | None = None, pair_on: str | None = None, log=None) -> Path:
     """summary.csv, summary.md, the figures and report.html of a sweep or comparison folder;
     `margin`, `correction` and `primary` replace the study's own (sweep.json), where given.
     `log`, where given, receives a line per paired row: its verdict on the primary measure."""
@@ -302,7 +319,7 @@ def write_report(folder: Path, baseline: str | None = None, margin: float | None
     manifest, runs = load_study(folder)
     if not runs:
         raise RegulabError(f"no finished runs in {folder} yet; run the same `regulab sweep`/`compare` command to train them")
-    design = Design.of(manifest, margin=margin, correction=correction, primary=primary)
+    design = Design.of(manifest, margin=margin, correction=correction, primary=primary, pair_on=pair_on)
     rows = summarize(manifest, runs, baseline, design, effect)
     tables = summary_tables(rows)
     head, body, paired_head, paired_body = tables

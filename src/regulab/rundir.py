@@ -29,6 +29,9 @@ RESUMABLE = {"device", "precision", "threads", "eval_batch_size", "tensorboard",
 CONFIG, CONFIG_TOML = "config.json", "config.toml"  # the record resume reads; the file a person repeats runs from
 HISTORY_CSV, HISTORY_JSON, METRICS = "history.csv", "history.json", "metrics.json"
 BEST_WEIGHTS, LAST_WEIGHTS, CHECKPOINT, CURVES = "best.pt", "last.pt", "checkpoint.pt", "curves.png"
+# Where a run from before regulab recorded machines trained, as far as is known (its study, its CPU
+# or GPU, and the evidence): written beside its files afterwards (scripts/provenance.py), read by pairing.
+PROVENANCE = "provenance.json"
 CHECKSUM = ".sha256"  # beside each weights and checkpoint file: its SHA-256 (and the one before it)
 WEIGHTS_FIGURE = "weights.png"  # the kernels' norms per epoch
 # Per test image, in the test set's order: the label, the predicted class, the probability of the

@@ -93,6 +93,19 @@ def machine_id(record: dict | None) -> str | None:
     return record["gpu"] or f"{record['cpu']} [{record['cpu_id']}, {record['cpu_capability']}]"
 
 
+def machine_of(metrics: dict, provenance: dict | None = None) -> str:
+    """The machine a finished run trained on, as pairing compares it: each session's machine
+    (`machines` in its metrics, in order: a run resumed elsewhere names both); for a run from
+    before regulab recorded machines, what its provenance record (provenance.json) says; else
+    its device, marked as not recorded."""
+    sessions = metrics.get("machines")
+    if sessions:
+        return " then ".join(dict.fromkeys(machine_id(m) for m in sessions))
+    if provenance and provenance.get("machine"):
+        return provenance["machine"]
+    return f"{metrics['device']} (machine not recorded)" if metrics.get("device") else "unrecorded"
+
+
 @functools.lru_cache(maxsize=1)
 def source_commit() -> str | None:
     """The git commit regulab's source is at, where it runs from a checkout (pip install -e)."""

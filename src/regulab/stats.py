@@ -36,6 +36,7 @@ from scipy import integrate, stats
 ALPHA = 0.05  # every test's level: 95% intervals for differences, 90% for equivalence (TOST)
 NO_INTERVAL = "n < 2: no interval"
 INTERIM = "interim"  # a comparison whose planned seeds have not all finished: the numbers so far, no verdict
+SHORT = "short of a look"  # an adaptive comparison whose pairs (some left out) reach no planned look: no verdict
 WORDS = {  # what each verdict means, for the reports
     "better": "the paired difference is in the better direction and its adjusted p-value is below 5% "
               "(the 95% interval excludes zero)",
@@ -46,6 +47,8 @@ WORDS = {  # what each verdict means, for the reports
     "no clear difference": "no margin was given and the 95% interval includes zero",
     INTERIM: "the group or its baseline has not finished the seeds planned for it: the numbers so far, and no "
              "verdict until they have (a verdict at an unplanned look would raise the error rate the plan keeps)",
+    SHORT: "every planned seed finished, but with the pairs left out across machines the pairs reach none of the "
+           "design's planned looks (moved down by the pairs left out): the numbers, and no verdict",
 }
 
 

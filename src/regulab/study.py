@@ -18,7 +18,8 @@ from pathlib import Path
 
 from regulab.config import PRESETS, SWEEP_OWN, Config, config_fields, make_config
 from regulab.errors import RegulabError, unknown_name
-from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, TEST_PREDICTIONS, RunDir
+from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, PROVENANCE, TEST_PREDICTIONS, RunDir
+from regulab.runtime import machine_of
 
 MANIFEST = "sweep.json"
 # Settings that change where a run is written or how fast it goes, never what it computes; and the
@@ -187,6 +188,8 @@ def load_study(folder: Path) -> tuple[dict, list[dict]]:
             metrics = run.read_json(METRICS)
             final_val = metrics.get("final_val_acc")
             metrics["gap"] = None if final_val is None else metrics["final_acc"] - final_val
+            provenance = run.read_json(PROVENANCE) if (run.path / PROVENANCE).is_file() else None
+            metrics["machine"] = machine_of(metrics, provenance)
             predictions = run.path / TEST_PREDICTIONS
             runs.append({"group": group["label"], "preset": group["preset"], "point": group["point"], "seed": int(seed),
                          "key": key, "path": run.path, "config": run.read_json(CONFIG),

@@ -159,13 +159,13 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, design: Design,
 
 
 def report_of(folder: Path, baseline: str | None = None, margin: float | None = None, correction: str | None = None,
-              primary: str | None = None, effect: float | None = None, log=None) -> Path:
+              primary: str | None = None, effect: float | None = None, pair_on: str | None = None, log=None) -> Path:
     """The report of a study folder, whichever kind its plan is: a factorial's, or a comparison's or sweep's."""
     if "factorial" in (read_manifest(Path(folder)) or {}):
-        if baseline or effect is not None:
-            raise RegulabError("--baseline and --effect are for comparisons; a factorial's effects need neither")
+        if baseline or effect is not None or pair_on:
+            raise RegulabError("--baseline, --effect and --pair-on are for comparisons; a factorial's effects need none")
         return write_factorial_report(folder, margin, correction, primary, log=log)
-    return write_report(folder, baseline, margin, correction, primary, effect, log=log)
+    return write_report(folder, baseline, margin, correction, primary, effect, pair_on=pair_on, log=log)
 
 
 def sweep_and_report(presets: list[str], folder: Path, grid: dict[str, list] | None = None, seeds: int = 1,

@@ -31,17 +31,26 @@ def finished(pool: Path) -> dict[str, dict]:
     return out
 
 
-def main(first: str, second: str) -> None:
+def device_effect(first: str | Path, second: str | Path) -> dict:
+    """The runs of the same settings and seed in both pools on different devices, and per
+    measure the first minus the second, with its interval over those runs."""
     a, b = finished(Path(first)), finished(Path(second))
     keys = sorted(k for k in a.keys() & b.keys() if (a[k]["device"], a[k]["precision"]) != (b[k]["device"], b[k]["precision"]))
     if not keys:
         sys.exit(f"no run key is in both {first} and {second} on different devices")
-    devices = f"{a[keys[0]]['device']} minus {b[keys[0]]['device']}"
-    print(f"{len(keys)} runs trained on both devices ({devices}): {', '.join(keys)}")
+    return {"keys": keys, "devices": f"{a[keys[0]]['device']} minus {b[keys[0]]['device']}",
+            "measures": {m.key: t_interval([a[k][m.key] - b[k][m.key] for k in keys
+                                            if a[k].get(m.key) is not None and b[k].get(m.key) is not None])
+                         for m in MEASURES}}
+
+
+def main(first: str, second: str) -> None:
+    found = device_effect(first, second)
+    print(f"{len(found['keys'])} runs trained on both devices ({found['devices']}): {', '.join(found['keys'])}")
     for m in MEASURES:
-        diffs = [a[k][m.key] - b[k][m.key] for k in keys if a[k].get(m.key) is not None and b[k].get(m.key) is not None]
-        if diffs:
-            print(f"  Δ {m.heading}: {interval_text(t_interval(diffs), signed=True)} (n={len(diffs)})")
+        cell = found["measures"][m.key]
+        if cell["n"]:
+            print(f"  Δ {m.heading}: {interval_text(cell, signed=True)} (n={cell['n']})")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copy a study's small files from STUDY_DIR into docs/study/: each pool's finished runs (config,
 # history, metrics and test predictions; never weights) and each part's plan (sweep.json); rebuild
-# every part's report there and commit docs/study/ alone. A run that docs/study/runs already holds
+# every part's report there, and docs/results.md and the README's findings from them
+# (scripts/build_results.py), and commit those alone. A run that docs/study/runs already holds
 # (the first study's CPU runs, copied into the CPU pool) is linked, not copied again.
 # Usage: scripts/study_sync.sh STUDY_DIR [--every SECONDS]   (--every: repeat until stopped)
 set -u
@@ -39,8 +40,10 @@ while :; do
     cp "$plan" "docs/study/$part/"
     "$regulab" report "docs/study/$part" >/dev/null 2>&1 || true  # no finished run of that part yet
   done
+  "${regulab%/regulab}/python" scripts/build_results.py >/dev/null || echo "$(date +%H:%M) the results page did not build"
   finished=$(ls "$study"/runs*/*/metrics.json 2>/dev/null | wc -l)
-  git add docs/study 2>/dev/null && git commit -q -m "study: $finished runs in the pools" -- docs/study >/dev/null 2>&1 \
+  git add docs/study docs/results.md README.md 2>/dev/null \
+    && git commit -q -m "study: $finished runs in the pools" -- docs/study docs/results.md README.md >/dev/null 2>&1 \
     && echo "$(date +%H:%M) committed: $finished runs in the pools"  # nothing new: nothing to say
   [ "$every" -gt 0 ] || break
   sleep "$every"

@@ -203,3 +203,17 @@ def test_a_run_names_each_machine_it_trained_on():
     assert machine_of({"machines": [zen3, zen4]}) == f"{machine_id(zen3)} then {machine_id(zen4)}"  # resumed elsewhere
     assert machine_of({"device": "cpu"}, {"machine": "the first study's CPU"}) == "the first study's CPU"
     assert machine_of({"device": "cpu"}) == "cpu (machine not recorded)"
+
+
+def test_an_adaptive_row_shows_the_intervals_its_verdict_used():
+    """At a look of an adaptive design the intervals are at Pocock's nominal level (repeated
+    confidence intervals), so the interval excludes zero exactly where the look's test rejects."""
+    design = Design(seeds=3, max_seeds=6, seeds_per_round=1, margin=0.005)
+    diffs = [0.010, 0.004, 0.012]
+    cell = paired_measure(diffs, design, higher_is_better=True)
+    level = stats.SequentialDesign((3, 4, 5, 6)).nominal_level()
+    plain = stats.t_interval(diffs)
+    wide = stats.t_interval(diffs, 1 - level)
+    assert cell["confidence"] == pytest.approx(1 - level) and (cell["low"], cell["high"]) == (wide["low"], wide["high"])
+    assert cell["low"] < plain["low"] and cell["high"] > plain["high"]
+    assert (cell["low"] > 0) == (stats.difference_p(np.array(diffs)) <= level)

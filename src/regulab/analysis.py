@@ -114,13 +114,15 @@ def planned_looks(design: Design, left_out: int = 0) -> stats.SequentialDesign |
 
 
 def paired_measure(diffs: list[float], design: Design, higher_is_better: bool, left_out: int = 0) -> dict:
-    """One measure's paired differences (in seed order): the 95% interval, the 90% one for the
-    margin, and the p-values, nominal and adjusted for the looks the design planned, moved down
-    by the pairs `left_out` (Holm comes later, over the table). `looks` are the planned looks
-    reached, `planned` all of them."""
+    """One measure's paired differences (in seed order): the interval of the difference and the
+    one for the margin (95% and 90%; at an adaptive design's looks, those at Pocock's nominal
+    level, named in `confidence` and `confidence_equivalence`), and the p-values, nominal and
+    adjusted for the looks the design planned, moved down by the pairs `left_out` (Holm comes
+    later, over the table). `looks` are the planned looks reached, `planned` all of them."""
     out = stats.t_interval(diffs)
     ninety = stats.t_interval(diffs, confidence=1 - 2 * stats.ALPHA)
-    out.update(low90=ninety["low"], high90=ninety["high"], p_difference=None, p_equivalence=None, looks=[], planned=[])
+    out.update(low90=ninety["low"], high90=ninety["high"], p_difference=None, p_equivalence=None, looks=[], planned=[],
+               confidence=1 - stats.ALPHA, confidence_equivalence=1 - 2 * stats.ALPHA)
     if len(diffs) < 2:
         return out
     values = np.asarray(diffs, dtype=float)
@@ -128,6 +130,12 @@ def paired_measure(diffs: list[float], design: Design, higher_is_better: bool, l
     looks = [n for n in sequential.looks if n <= len(values)] if sequential else []
     if looks:
         out.update(looks=looks, planned=list(sequential.looks))
+        # The intervals the verdict used: at Pocock's nominal level of each look (repeated
+        # confidence intervals, Jennison & Turnbull 1989), wider than a plain 95% and 90%.
+        two, one = sequential.nominal_level(sided=2), sequential.nominal_level(sided=1)
+        wide, inside = stats.t_interval(diffs, 1 - two), stats.t_interval(diffs, 1 - 2 * one)
+        out.update(low=wide["low"], high=wide["high"], low90=inside["low"], high90=inside["high"],
+                   confidence=1 - two, confidence_equivalence=1 - 2 * one)
     else:  # a fixed design's one look, at the end; or, short of an adaptive one's first look, a nominal p never judged
         looks, sequential = [len(values)], stats.SequentialDesign((len(values),))
         if not design.adaptive:

@@ -71,10 +71,12 @@ def fit(design: FractionalDesign, table: np.ndarray):
     return sm.OLS(table.reshape(-1), exog).fit()
 
 
-def estimate(design: FractionalDesign, table: np.ndarray, margin: float | None) -> list[dict]:
-    """Each effect of `design.effects` from blocks x cells: the effect, its standard error, 95%
-    and 90% intervals, nominal p-values (difference; equivalence within ±margin by TOST) and the
-    residual degrees of freedom; without a residual, the effects alone."""
+def estimate(design: FractionalDesign, table: np.ndarray, margin: float | None, alpha: float = stats.ALPHA,
+             alpha_equivalence: float = 2 * stats.ALPHA) -> list[dict]:
+    """Each effect of `design.effects` from blocks x cells: the effect, its standard error, its
+    1 - alpha interval (95%) and 1 - alpha_equivalence one (90%), nominal p-values (difference;
+    equivalence within ±margin by TOST) and the residual degrees of freedom; without a residual,
+    the effects alone."""
     blocks = table.shape[0]
     result = fit(design, table)
     if result is None:  # one block of a saturated design: the effects, no spread
@@ -86,8 +88,8 @@ def estimate(design: FractionalDesign, table: np.ndarray, margin: float | None) 
     for i in range(len(design.effects)):
         j = blocks + i
         effect, se = 2 * result.params[j], 2 * result.bse[j]
-        low, high = 2 * result.conf_int(stats.ALPHA)[j]
-        low90, high90 = 2 * result.conf_int(2 * stats.ALPHA)[j]
+        low, high = 2 * result.conf_int(alpha)[j]
+        low90, high90 = 2 * result.conf_int(alpha_equivalence)[j]
         p_eq = None
         if margin is not None:
             p_eq = float(max(scipy_stats.t.sf((effect + margin) / se, df), scipy_stats.t.cdf((effect - margin) / se, df)))
@@ -119,6 +121,11 @@ def analyze(design: FractionalDesign, runs: list[dict], plan: Design, planned_bl
         taken = [n for n in sequential.looks if n <= len(seeds)] if sequential and rows and rows[0]["se"] else []
         # Each look's nominal p-values, turned into one valid over all the planned looks (Pocock).
         earlier = [estimate(design, table[:n], plan.margin) for n in taken]
+        if taken:  # the intervals the verdicts use: at Pocock's nominal level of each look
+            two, one = sequential.nominal_level(sided=2), sequential.nominal_level(sided=1)
+            for row, wide in zip(rows, estimate(design, table, plan.margin, two, 2 * one)):
+                row.update({k: wide[k] for k in ("low", "high", "low90", "high90")}, confidence=1 - two,
+                           confidence_equivalence=1 - 2 * one)
         for i, row in enumerate(rows):
             row["looks"] = taken or [len(seeds)]
             if taken:

@@ -64,7 +64,8 @@ def decision_table(rows: list[dict], design: Design) -> tuple[list[str], list[li
     probability that A's run beats B's, and the seeds that 80% power would take."""
     m = measure(design.primary)
     effect = next((r["seeds_needed"].get("effect") for r in rows if r.get("seeds_needed")), None)
-    head = ["group", "pairs", f"Δ {m.heading}", "95% interval", "90% interval", "p (adjusted)", "p equiv. (adjusted)",
+    head = ["group", "pairs", f"Δ {m.heading}", "interval (95%, or the looks')", "equivalence interval (90%, or the looks')",
+            "p (adjusted)", "p equiv. (adjusted)",
             "verdict", "seeds, and why", "95% over seeds and test images", "P(run beats baseline's)",
             f"seeds for 80% power at {_signed(effect)}" if effect else "seeds for 80% power"]
     if design.margin is not None:
@@ -72,7 +73,8 @@ def decision_table(rows: list[dict], design: Design) -> tuple[list[str], list[li
     body = []
     for r in (r for r in rows if "paired" in r):
         c, boot, need = r["paired"][m.key], r.get("bootstrap"), r.get("seeds_needed") or {}
-        cells = [_label(r), _pairs(r), _number(c["mean"], True), _range(c["low"], c["high"]), _range(c["low90"], c["high90"]),
+        cells = [_label(r), _pairs(r), _number(c["mean"], True), _range(c["low"], c["high"]) + _level(c["confidence"], 0.95),
+                 _range(c["low90"], c["high90"]) + _level(c["confidence_equivalence"], 0.90),
                  _p(c["p_difference_adjusted"]), _p(c["p_equivalence_adjusted"]), c["verdict"],
                  r["stopped"] or f"{r['n']} (fixed)",
                  _range(boot["low"], boot["high"]) + _subset(boot, c) if boot else "no predictions kept",
@@ -118,7 +120,9 @@ def decision_notes(rows: list[dict], design: Design) -> list[str]:
                      f"adjusted for the looks at {', '.join(map(str, seq.looks)) if seq else design.seeds} seeds by Pocock's "
                      f"group-sequential boundary (1977), calibrated for the t statistic: each look is judged at a "
                      f"nominal {level:.4f} two-sided, so the chance of a false *better* or *worse* over all looks "
-                     "stays at 5%.")
+                     "stays at 5%. The intervals of these rows are at the same level (repeated confidence "
+                     f"intervals: {1 - level:.1%} for the difference, {1 - 2 * seq.nominal_level(sided=1):.1%} for "
+                     "equivalence; rows whose looks moved have their own), so each interval is the one its verdict used.")
         moved = [r for r in paired if r["cross_machine"] and r["paired"][design.primary]["planned"]]
         for r in moved:
             cell = r["paired"][design.primary]
@@ -145,6 +149,11 @@ def _pairs(r: dict) -> str:
 
 def _word(cell: dict) -> str:
     return "" if cell["mean"] is None else f"({cell['verdict']})"
+
+
+def _level(confidence: float, plain: float) -> str:
+    """' (97.7%)' where an interval is not at the plain level (an adaptive design's looks widen it)."""
+    return "" if abs(confidence - plain) < 1e-9 else f" ({confidence:.1%})"
 
 
 def _subset(boot: dict, cell: dict) -> str:
@@ -303,7 +312,8 @@ def margin_figure(rows: list[dict], design: Design) -> Figure:
     # baseline only where every row has it.
     baselines = {r["baseline"] for r in paired}
     ax.set_xlabel(f"Δ {m.heading} (group minus {baselines.pop() if len(baselines) == 1 else 'its baseline'})")
-    ax.set_title("paired difference: thin 95% interval, thick 90% interval (equivalence)", fontsize=10)
+    ax.set_title("paired difference: thin, the verdict's interval (95%, wider at adaptive looks); thick, its "
+                 "equivalence interval (90%, or wider)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     if design.margin is not None:
         ax.legend(fontsize=8, loc="lower right")

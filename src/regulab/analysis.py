@@ -268,22 +268,31 @@ def undecided(rows: list[dict], design: Design) -> list[dict]:
             and r["n"] < design.max_seeds]
 
 
-def simulate_design(design: Design, effect: float, sd: float, studies: int, rng: np.random.Generator) -> dict:
-    """The adaptive procedure run on `studies` simulated comparisons whose paired differences are
-    normal (mean `effect`, standard deviation `sd`), through the same code the reports use: each
-    look's verdict on a one-row table, stopping at the first decided one or at max_seeds. The
-    share of each verdict, and the mean seeds spent."""
-    most = max(design.max_seeds, design.seeds)
+def judge(diffs: np.ndarray, design: Design) -> list[tuple[str, dict]]:
+    """The design's procedure on each row of `diffs` (studies x seeds of paired differences, as
+    many seeds as the design may take): each look's verdict on a one-row table, stopping at the
+    first decided one or at the last look; per study, the verdict and the cell it was reached with
+    (its n, interval and p-values), through the same code the reports use."""
     looks = design.sequential.looks if design.sequential else (design.seeds,)
-    counts: dict[str, int] = {}
-    spent = 0
-    for diffs in rng.normal(effect, sd, size=(studies, most)):
+    out = []
+    for row in diffs:
         for n in looks:
-            cell = paired_measure(list(diffs[:n]), design, higher_is_better=True)
+            cell = paired_measure(list(row[:n]), design, higher_is_better=True)
             word = stats.verdict(cell["p_difference"], cell["p_equivalence"], cell["mean"], True)
             if word in ("better", "worse", "equivalent"):
                 break
+        out.append((word, cell))
+    return out
+
+
+def simulate_design(design: Design, effect: float, sd: float, studies: int, rng: np.random.Generator) -> dict:
+    """The adaptive procedure run on `studies` simulated comparisons whose paired differences are
+    normal (mean `effect`, standard deviation `sd`): the share of each verdict, and the mean seeds
+    spent."""
+    most = max(design.max_seeds, design.seeds)
+    judged = judge(rng.normal(effect, sd, size=(studies, most)), design)
+    counts: dict[str, int] = {}
+    for word, _ in judged:
         counts[word] = counts.get(word, 0) + 1
-        spent += n
-    return {"studies": studies, "effect": effect, "sd": sd, "mean_seeds": spent / studies,
+    return {"studies": studies, "effect": effect, "sd": sd, "mean_seeds": sum(c["n"] for _, c in judged) / studies,
             **{word: count / studies for word, count in sorted(counts.items())}}

@@ -23,7 +23,7 @@ import numpy as np
 
 from regulab.config import SWEEP_OWN, config_fields, make_config
 from regulab.errors import RegulabError, unknown_name
-from regulab.study import NOT_IDENTITY, Group, run_key, setting_value, value_text
+from regulab.study import NOT_IDENTITY, Group, setting_value, value_text
 
 # Settings that act together: between two presets, the ones of a group that differ are one factor,
 # named after the group where more than one of them differs (else after the setting itself).
@@ -235,15 +235,9 @@ class FractionalDesign:
     def cells(self, preset: str, seeds: int, overrides: dict) -> list[Group]:
         """The design's cells, then the corners outside it, as a study's groups (one per cell,
         seeds 0..seeds-1: a seed is a block, the same split, initial weights and data order)."""
-        groups = []
-        for row in [*self.matrix, *self.corners()]:
-            group = Group(self.cell_label(row), preset, self.settings(row), {})
-            try:
-                group.runs = {s: run_key(group.config(overrides, s)) for s in range(seeds)}
-            except RegulabError as exc:
-                raise RegulabError(f"cell {group.label} ({_described(group.point)}): {exc}") from None
-            groups.append(group)
-        return groups
+        return [Group.planned(self.cell_label(row), preset, self.settings(row), seeds, overrides,
+                              f"cell {self.cell_label(row)} ({_described(self.settings(row))})")
+                for row in [*self.matrix, *self.corners()]]
 
     def record(self) -> dict:
         """What sweep.json keeps of the design: enough to rebuild it."""

@@ -5,7 +5,6 @@ summary.md, effects.csv, the figures and one self-contained report.html."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -20,7 +19,7 @@ from regulab.effects import analyze, block_table
 from regulab.errors import RegulabError
 from regulab.figures import png_bytes
 from regulab.files import atomic_write
-from regulab.report import _emphasis, _markdown, _number, _p, _range, _table, interval_text
+from regulab.report import _emphasis, _markdown, _number, _p, _range, _table, html_images, html_page, interval_text
 from regulab.study import load_study
 
 DECIDED = ("better", "worse")
@@ -262,28 +261,15 @@ def _html(result: dict, figures: dict) -> str:
         f"<h2>Effects on {html.escape(measure(key).heading)}</h2><p>{_emphasis(words(result, key))}</p>"
         + _table(*effects_rows(result, key))
         + "".join(f"<p>{html.escape(line)}</p>" for line in gain_lines(result, key)) for key in result["measures"])
-    images = "".join(f'<h2>{html.escape(t)}</h2><img alt="{html.escape(t)}" src="data:image/png;base64,'
-                     f'{base64.b64encode(png).decode()}">' for t, png in figures.values())
     design = "".join(f"<li>{html.escape(line)}</li>" for line in fractional.lines())
     blocks = len(next(iter(result["measures"].values()))["blocks"]) if result["measures"] else 0
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>regulab: {html.escape(title)}</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1250px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 13px; }}
-th, td {{ padding: .35em .6em; border-bottom: 1px solid #ddd; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-img {{ max-width: 100%; display: block; margin: 1em 0; }} .note {{ color: #555; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>{len(result["runs"])} finished runs; {blocks} of {result["planned_blocks"]} planned seed blocks complete.</p>
+    done = f"{len(result['runs'])} finished runs; {blocks} of {result['planned_blocks']} planned seed blocks complete."
+    return html_page(title, f"""<p>{done}</p>
 <h2>The design</h2><ul>{design}</ul>
 {sections}
-{images}
+{html_images(figures)}
 <h2>Cells</h2>{_table(*cells_rows(result))}
-<ul class=note>{"".join(f"<li>{_emphasis(n)}</li>" for n in notes(result))}</ul>
-</body></html>
-"""
+<ul class=note>{"".join(f"<li>{_emphasis(n)}</li>" for n in notes(result))}</ul>""")
 
 
 def effect_table(result: dict, key: str) -> list[dict]:

@@ -422,6 +422,28 @@ def html_tables(rows: list[dict]) -> str:
     return _table(head, body, _best(rows)[1]) + (_table(paired_head, paired_body) if paired_body else "")
 
 
+STYLE = """body { font: 15px/1.45 system-ui, sans-serif; max-width: 1250px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+th, td { padding: .35em .6em; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.best td { font-weight: 600; background: #eef6ee; }
+img { max-width: 100%; display: block; margin: 1em 0; }
+pre { background: #f6f6f6; padding: .6em; font-size: 12px; }
+.note { color: #555; } .warn { color: #a40; }"""
+
+
+def html_page(title: str, body: str) -> str:
+    """One self-contained report page: the title, the style every report shares, the body."""
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>regulab: {html.escape(title)}</title>\n'
+            f"<style>\n{STYLE}\n</style></head><body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def html_images(figures: dict) -> str:
+    """The figures ({file: (title, png)}) as headed, inline images."""
+    return "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
+                   f'src="data:image/png;base64,{base64.b64encode(png).decode()}">' for title, png in figures.values())
+
+
 def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, decision, notes: list[str], figures: dict) -> str:
     head, body, paired_head, paired_body = tables
     rank, best = _best(rows)
@@ -432,27 +454,13 @@ def _html(manifest: dict, rows: list[dict], runs: list[dict], tables, decision, 
     paired = ("<h2>Paired differences</h2>" + _table(paired_head, paired_body) + "<h2>The decision</h2>"
               + _table(*decision) + "<ul class=note>" + "".join(f"<li>{_emphasis(n)}</li>" for n in notes) + "</ul>"
               if paired_body else "")
-    images = "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
-                     f'src="data:image/png;base64,{base64.b64encode(png).decode()}">' for title, png in figures.values())
     configs = "".join(
         f"<details><summary>{html.escape(r['group'])}, random seed {r['seed']}: {html.escape(r['key'])}</summary>"
         f"<pre>{html.escape(json.dumps(r['config'], indent=2))}</pre></details>" for r in runs)
     best_text = (f" Best by {rank.replace('_', ' ')}: <b>{html.escape(rows[best]['group'])}</b>, "
                  f"{interval_text(rows[best][rank])}." if best is not None else "")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>regulab: {html.escape(what)}</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1250px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 13px; }}
-th, td {{ padding: .35em .6em; border-bottom: 1px solid #ddd; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-tr.best td {{ font-weight: 600; background: #eef6ee; }}
-img {{ max-width: 100%; display: block; margin: 1em 0; }}
-pre {{ background: #f6f6f6; padding: .6em; font-size: 12px; }}
-.note {{ color: #555; }} .warn {{ color: #a40; }}
-</style></head><body>
-<h1>{html.escape(what)}</h1>
-<p>{len(runs)} finished runs in {len(rows)} groups, on the same train/validation split, with matched seeds.{best_text}</p>
+    done = f"{len(runs)} finished runs in {len(rows)} groups, on the same train/validation split, with matched seeds."
+    return html_page(what, f"""<p>{done}{best_text}</p>
 {status}
 {_table(head, body, best)}
 <p class="note">Each cell: mean ± standard deviation over seeds [95% confidence interval of the mean, Student t
@@ -463,9 +471,5 @@ weights, chosen on validation; the test set chose nothing. Precision: {html.esca
         sorted({r["precision"] for r in rows if r["precision"]})))}; device: {html.escape(", ".join(
         sorted({d for r in rows for d in r["devices"]})))}.</p>
 {paired}
-{images}
-<h2>Run configurations</h2>{configs}
-</body></html>
-"""
-
-
+{html_images(figures)}
+<h2>Run configurations</h2>{configs}""")

@@ -93,6 +93,17 @@ class Group:
     def config(self, overrides: dict, seed: int) -> Config:
         return make_config(self.preset, **overrides, **self.point, seed=seed)
 
+    @classmethod
+    def planned(cls, label: str, preset: str, point: dict, seeds: int, overrides: dict, named: str = "") -> "Group":
+        """The group with its runs for seeds 0..seeds-1 resolved: a bad value fails here, in one
+        line that names the group (as `named`, else its label)."""
+        group = cls(label, preset, point, {})
+        try:
+            group.runs = {s: run_key(group.config(overrides, s)) for s in range(seeds)}
+        except RegulabError as exc:
+            raise RegulabError(f"{named or label}: {exc}") from None
+        return group
+
     def same_as(self, overrides: dict) -> str | None:
         """The other preset whose trainings this group's runs are (`l2=1e-3` of seed-noreg is the
         seed preset), for a report to say so; None when there is none."""
@@ -124,12 +135,7 @@ def plan(presets: list[str], grid: dict[str, list], seeds: int, overrides: dict)
         for values in itertools.product(*grid.values()):
             point = dict(zip(grid, values))
             words = ([preset] if len(presets) > 1 or not grid else []) + [f"{k}={value_text(v)}" for k, v in point.items()]
-            group = Group(" ".join(words), preset, point, {})
-            try:
-                group.runs = {s: run_key(group.config(overrides, s)) for s in range(seeds)}
-            except RegulabError as exc:
-                raise RegulabError(f"{group.label}: {exc}") from None
-            groups.append(group)
+            groups.append(Group.planned(" ".join(words), preset, point, seeds, overrides))
     return groups
 
 

@@ -12,7 +12,7 @@ SOURCE = Path(regulab.__file__).parent
 LAYERS = [
     {"errors", "evaluation", "parallel", "stats", "measures"},
     {"files", "config", "augment"},
-    {"runtime", "models", "rundir"},
+    {"runtime", "models", "rundir", "placement"},
     {"folders", "optim", "figures", "tracking"},
     {"data"},
     {"callbacks", "datacheck"},

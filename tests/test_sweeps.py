@@ -355,11 +355,12 @@ def test_adaptive_seeds_go_only_to_undecided_groups_and_the_command_resumes(l2_s
     row = summarize(manifest, runs)[1]
     verdict = row["paired"]["test_acc"]["verdict"]
     if treated == 2:  # decided at the first look: no round was run
-        assert verdict in ("better", "worse") and row["stopped"] == f"decided at 2 seeds: {verdict}"
+        assert verdict in ("better", "worse") and row["stopped"] == f"decided at look 1 of 2 (2 pairs): {verdict}"
         assert "undecided on test acc" not in out
     else:
         assert "undecided on test acc: seed; a round of 1 more seeds each" in out
-        assert row["stopped"] in (f"decided at 3 seeds: {verdict}", "reached --max-seeds 3: still undecided")
+        assert row["stopped"] in (f"decided at look 2 of 2 (3 pairs): {verdict}",
+                                  "reached --max-seeds 3: still undecided at look 2 of 2 (3 pairs)")
     assert "every comparison is decided on test acc or has --max-seeds 3" in out
     assert "| seeds, and why |" in (folder / "summary.md").read_text()
     assert main(args) == 0  # the same command replays the rounds from the finished runs and trains nothing

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -54,15 +55,16 @@ class Job:
         return (self.out / CHECKPOINT).is_file()
 
 
-def run_training(out: str, threads: int, resume: bool) -> int:
+def run_training(out: str, threads: int, resume: bool, gpu: int | None = None) -> int:
     """A `regulab train` child for the run folder `out` (its settings in OUT/config.toml, written
     by the launcher, or its checkpoint with `resume`), output appended to OUT/train.log; its exit
     status, negative for a signal. Runs here, or in a Ray worker on whichever node Ray chose
     (hence plain arguments)."""
     start = ["--resume", out] if resume else ["--config", str(Path(out) / CONFIG_TOML), "--out", out]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)} if gpu is not None else None  # `gpu`: the one it sees
     with open(Path(out) / LOG, "a") as logfile:
         return subprocess.run([sys.executable, "-m", "regulab", "train", *start, "--threads", str(threads)],
-                              stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+                              stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env).returncode
 
 
 def train_here(job: Job, threads: int) -> int:
@@ -155,9 +157,11 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def launch(jobs: list[Job], at_once: int, threads: int, ray: bool, here: bool, retries: int, log) -> list[str]:
-    """Train every job, `at_once` at a time, each with `threads` threads, and report each as it
-    ends; the failures, each named with its cause. A run killed by a signal (or lost with its
+def launch(jobs: list[Job], at_once: int, threads: int, ray: bool, here: bool, retries: int, log,
+           gpus: tuple[int, ...] = ()) -> list[str]:
+    """Train every job, `at_once` at a time, each with `threads` threads (local children: on the
+    GPU of the slot it takes, where `gpus` names one per slot), and report each as it ends; the
+    failures, each named with its cause. A run killed by a signal (or lost with its
     Ray node) is tried again from its checkpoint, at most `retries` times. A run stopped on
     request stops the sweep (TrainingStopped), its finished runs kept. A run that another
     regulab process is training (a second sweep on the same runs) is waited for, not trained
@@ -224,12 +228,21 @@ def launch(jobs: list[Job], at_once: int, threads: int, ray: bool, here: bool, r
                     if not ended(job, train_here(job, threads), progress):
                         break
         else:
+            slots: queue.SimpleQueue = queue.SimpleQueue()  # a GPU per concurrent run, taken and given back
+            for gpu in gpus or (None,) * at_once:
+                slots.put(gpu)
+
             def one(job: Job) -> None:
                 while not trained_elsewhere(job, progress):
                     job.begin()
                     with lock:
                         progress.running.add(job.name)
-                    if not ended(job, run_training(str(job.out), threads, job.resumable), progress):
+                    gpu = slots.get()
+                    try:
+                        returncode = run_training(str(job.out), threads, job.resumable, gpu)
+                    finally:
+                        slots.put(gpu)
+                    if not ended(job, returncode, progress):
                         return
 
             with ThreadPoolExecutor(max_workers=at_once) as pool:

@@ -29,8 +29,9 @@ from regulab.errors import RegulabError, unknown_name
 from regulab.files import atomic_write
 from regulab.launch import Job, join_ray, launch
 from regulab.models import MODELS, registered_here
+from regulab.placement import mps_running, place, visible_gpus
 from regulab.report import write_report
-from regulab.rundir import RunDir
+from regulab.rundir import METRICS, RunDir
 from regulab.runtime import usable_cores
 from regulab.study import MANIFEST, Group, baseline_of, describe, load_study, plan, read_manifest, run_key
 
@@ -142,16 +143,24 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, design: Design,
         jobs, ray, where = 1, None, f"this process ({', '.join(here)} is registered here, not in a --model-file)"
     if ray and todo:
         cores, node_cores, where = join_ray(ray)
-    jobs = max(1, min(jobs or len(todo), cores))  # never more trainings than cores
-    threads = threads or max(1, min(cores // jobs, node_cores))
     counts = sorted({len(g.runs) for g in groups})
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-    log(f"{len(groups)} group{'s' * (len(groups) > 1)} x {seeds} seed{'s' * (counts[-1] > 1)}: {len(wanted)} runs, "
-        f"{len(wanted) - len(todo)} already finished; {min(jobs, max(len(todo), 1))} at a time on {where}, "
-        f"{threads} thread{'s' * (threads > 1)} each; runs in {runs_dir}")
-
     jobs_todo = [Job(g.config(overrides, seed), runs_dir / key, f"{g.label} [random seed {seed}]") for key, g, seed in todo]
-    failures = launch(jobs_todo, jobs, threads, ray=bool(ray and todo), here=bool(here), retries=retries, log=log)
+    gpus = visible_gpus() if todo and not (ray or here) and jobs_todo[0].cfg.device != "cpu" else []
+    failures: list[str] = []
+    while True:
+        # On GPUs, a run's measured peak memory decides how many share each one; until a run of
+        # these settings has one, the first runs go one per GPU and measure it.
+        peak = _measured_peak(runs_dir, wanted) if gpus else None
+        placement = place(len(jobs_todo), cores, gpus, peak, bool(gpus) and mps_running(), jobs, threads, node_cores, where)
+        log(f"{len(groups)} group{'s' * (len(groups) > 1)} x {seeds} seed{'s' * (counts[-1] > 1)}: {len(wanted)} runs, "
+            f"{len(wanted) - len(jobs_todo)} already finished; {placement.why}; runs in {runs_dir}")
+        batch = jobs_todo if not gpus or peak is not None else jobs_todo[:placement.jobs]
+        jobs_todo = jobs_todo[len(batch):]
+        failures = launch(batch, placement.jobs, placement.threads, ray=bool(ray and todo), here=bool(here),
+                          retries=retries, log=log, gpus=placement.gpus)
+        if failures or not jobs_todo:
+            break
     if failures:
         raise RegulabError(f"{len(failures)} of {len(wanted)} runs failed ({failures[0]}); see their train.log, "
                            "fix the cause and run the same command again to continue")
@@ -166,6 +175,14 @@ def report_of(folder: Path, baseline: str | None = None, margin: float | None = 
             raise RegulabError("--baseline, --effect and --pair-on are for comparisons; a factorial's effects need none")
         return write_factorial_report(folder, margin, correction, primary, log=log)
     return write_report(folder, baseline, margin, correction, primary, effect, pair_on=pair_on, log=log)
+
+
+def _measured_peak(runs_dir: Path, wanted: dict) -> float | None:
+    """The largest peak GPU memory among the plan's finished GPU runs (None: none measured yet)."""
+    peaks = [RunDir(runs_dir / key).read_json(METRICS).get("peak_gpu_memory_mb") for key in wanted
+             if RunDir(runs_dir / key).finished()]
+    peaks = [p for p in peaks if p]
+    return max(peaks) if peaks else None
 
 
 def sweep_and_report(presets: list[str], folder: Path, grid: dict[str, list] | None = None, seeds: int = 1,

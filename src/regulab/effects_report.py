@@ -110,10 +110,16 @@ def words(result: dict, key: str) -> str:
                 "until every planned block has finished (a verdict at an unplanned look would raise the error rate).")
     look = f"at the look after {blocks} seed block{'s' * (blocks != 1)}"
     parts = []
+    mains = effects[:len(result["design"].factors)]
     for word in DECIDED:
-        named = [f"{name} {e['effect']:+.4f} [{e['low']:+.4f}, {e['high']:+.4f}]" for name, e in effects if e["verdict"] == word]
+        named = [f"{name} {e['effect']:+.4f} [{e['low']:+.4f}, {e['high']:+.4f}]" for name, e in mains if e["verdict"] == word]
         if named:
             parts.append(f"{'raise' if (word == 'better') == m.higher_is_better else 'lower'} it ({word}): " + "; ".join(named))
+    pairs = [f"{name} {e['effect']:+.4f} [{e['low']:+.4f}, {e['high']:+.4f}]" for name, e in effects[len(mains):]
+             if e["verdict"] in DECIDED]
+    if pairs:
+        parts.append("interact (each factor's effect differs by twice this between the other's two levels): "
+                     + "; ".join(pairs))
     equivalent = [name for name, e in effects if e["verdict"] == "equivalent"]
     if equivalent:
         parts.append(f"change it by less than ±{plan.margin:g} (equivalent): {', '.join(equivalent)}")
@@ -163,7 +169,7 @@ def interaction_figure(result: dict, key: str, decided: list[str]) -> Figure:
     fractional: FractionalDesign = result["design"]
     _, table, _ = block_table(fractional, result["runs"], key)
     means = table.mean(0)
-    fig = Figure(figsize=(4 * len(decided), 3.6), layout="constrained")
+    fig = Figure(figsize=(4.5 * len(decided) + 2, 3.8), layout="constrained")
     axes = fig.subplots(1, len(decided), squeeze=False)[0]
     for ax, effect in zip(axes, decided):
         i, j = (fractional.letters.index(c) for c in effect)
@@ -174,7 +180,7 @@ def interaction_figure(result: dict, key: str, decided: list[str]) -> Figure:
         ax.set(title=f"{a} x {b}", xlabel=a, ylabel=measure(key).heading)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("decided interactions: cell means of the pair, averaged over the other factors and the blocks", fontsize=10)
+    fig.suptitle("decided interactions: the pair's cell means, over the other factors and the blocks", fontsize=9)
     return fig
 
 

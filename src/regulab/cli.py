@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -254,7 +255,11 @@ TOP_PARSER: argparse.ArgumentParser | None = None
 
 def entry_point() -> None:
     """`regulab` and `python -m regulab`: main, then a prompt exit."""
-    status = main()
+    try:
+        status = main()
+    except BrokenPipeError:  # the reader went away (`regulab report ... | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        status = 141
     gc.freeze()  # else the interpreter's last collection walks all of torch's objects: a second or two per command
     sys.exit(status)
 

@@ -1,0 +1,117 @@
+"""Where the seed network's training step spends its time, by operator, in bf16 or fp32 on this
+CPU, beside the ceiling the same sitting measures: a 2048x2048 matrix product's rate in each
+precision on the same threads. The step is regulab's (TrainState.start: the seed's network,
+Keras's Adam, the L2 penalty on its kernels, channels-last, autocast), at batch 32; its work is
+counted exactly (torch.utils.flop_counter over one forward and backward), so the step's rate over
+the ceiling is a ratio that travels to other CPUs.
+
+    python bench/seed_profile.py [--precision bf16] [--steps 100] [--threads 2]   # on a quiet machine
+
+Prints the operators by their own time (share of the profiled steps), the step's GFLOP/s and its
+share of the ceiling, and writes bench/results/seed_profile_<precision>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+from regulab import data as data_lib
+from regulab.config import make_config
+from regulab.evaluation import autocast
+from regulab.models import build_model, kernel_penalty
+from regulab.runtime import device_name, resolve_device
+from regulab.training import TrainState
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def matmul_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 20) -> float:
+    """GFLOP/s of a size x size matrix product in `dtype`, the best of `repeats`."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    for _ in range(3):
+        a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+
+    cfg = make_config("seed", data="cifar10-mini", precision=args.precision)
+    device = resolve_device("cpu")
+    splits = data_lib.splits_for(cfg)
+    x_train, y_train = splits.train
+    model = build_model(cfg, len(splits.classes), splits.image_size)
+    state = TrainState.start(cfg, model, x_train, len(splits.classes), (splits.mean, splits.std))
+    order = torch.randperm(len(y_train)).split(cfg.batch_size)
+
+    def step(i: int) -> None:
+        idx = order[i % (len(order) - 1)]  # whole batches only
+        xb, target = state.augment(x_train[idx], y_train[idx], idx, 1) if state.augment else (x_train[idx], y_train[idx])
+        with autocast(device, args.precision):
+            logits = state.model(xb.contiguous(memory_format=torch.channels_last)).float()
+        loss = F.cross_entropy(logits, target, reduction="mean") + kernel_penalty(state.model, cfg.l2, cfg.l1,
+                                                                                   cfg.penalty_scope)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step(0)
+    flops_per_step = counter.get_total_flops()
+    for i in range(10):  # warm-up: oneDNN's kernels and caches
+        step(i)
+    times = [_timed(lambda i=i: step(i)) for i in range(args.steps)]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(min(args.steps, 40)):
+            step(i)
+    ceilings = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+
+    seconds = statistics.median(times)
+    rate = flops_per_step / seconds / 1e9
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    top = [{"operator": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / min(args.steps, 40),
+            "share": e.self_cpu_time_total / total, "calls_per_step": e.count / min(args.steps, 40)} for e in events[:15]]
+    cpu = device_name(device)
+    print(f"{cpu}, {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, PyTorch {torch.__version__}; "
+          f"the seed's step at batch {cfg.batch_size} in {args.precision}")
+    print(f"\nstep: {1000 * seconds:.1f} ms (median of {args.steps}), {flops_per_step / 1e9:.2f} GFLOP "
+          f"({flops_per_step / cfg.batch_size / 1e6:.0f} MFLOP an image), {rate:.0f} GFLOP/s")
+    print(f"matrix-product ceiling, this sitting: fp32 {ceilings['fp32']:.0f}, bf16 {ceilings['bf16']:.0f} GFLOP/s; "
+          f"the step reaches {rate / ceilings[args.precision]:.0%} of its precision's\n")
+    print("| operator | ms per step (own time) | share | calls per step |\n|---|---|---|---|")
+    for t in top:
+        print(f"| {t['operator']} | {t['self_ms_per_step']:.2f} | {t['share']:.1%} | {t['calls_per_step']:.0f} |")
+    out = RESULTS / f"seed_profile_{args.precision}.json"
+    out.write_text(json.dumps({"cpu": cpu, "capability": torch.backends.cpu.get_cpu_capability(), "threads": args.threads,
+                               "torch": str(torch.__version__), "precision": args.precision,
+                               "step_seconds": seconds, "flops_per_step": flops_per_step, "gflops": rate,
+                               "ceilings_gflops": ceilings, "share_of_ceiling": rate / ceilings[args.precision],
+                               "operators": top}, indent=2) + "\n")
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

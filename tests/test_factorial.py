@@ -194,3 +194,20 @@ def test_a_run_in_the_pool_is_a_cell_and_is_not_trained_again(tmp_path, cifar_sa
     study = regulab.Factorial(tmp_path / "f")
     assert [e["letters"] for e in study.effects()] == ["A", "B", "AB"] and study.effects()[0]["df"] == 2 * 4 - 2 - 3
     assert "test acc" in study.words() and json.loads((tmp_path / "f" / "sweep.json").read_text())["factorial"]
+
+
+@pytest.mark.slow
+def test_the_python_api_takes_factors_by_hand(tmp_path, cifar_sample):
+    import regulab
+
+    parts = regulab.factorial("seed-noreg", factors={"bn": {"batch_norm": (False, True)},
+                                                     "ls": {"label_smoothing": (0.0, 0.1)}},
+                              seeds=1, data=str(cifar_sample), epochs=1, out=tmp_path / "f", jobs=1)
+    assert parts.design.generators == [] and [e["name"] for e in parts.effects()] == ["bn", "ls", "bn x ls"]
+    assert "too few for intervals" in parts.words()  # one block of a model with as many effects as cells
+    with pytest.raises(regulab.RegulabError, match="two levels are equal"):
+        regulab.factorial("seed-noreg", factors={"bn": {"batch_norm": (True, True)}, "ls": {"label_smoothing": (0.0, 0.1)}},
+                          data=str(cifar_sample), out=tmp_path / "g")
+    with pytest.raises(regulab.RegulabError, match="unknown option 'batchnorm'"):
+        regulab.factorial("seed-noreg", factors={"bn": {"batchnorm": (False, True)}, "ls": {"label_smoothing": (0.0, 0.1)}},
+                          data=str(cifar_sample), out=tmp_path / "h")

@@ -279,7 +279,8 @@ def _html(result: dict, figures: dict) -> str:
 
 
 def effect_table(result: dict, key: str) -> list[dict]:
-    """One measure's effects as plain rows (the API's `Factorial.effects`)."""
-    return [{"effect": name, "letters": letters, **e}
+    """One measure's effects as plain rows (the API's `Factorial.effects`): `name` (with its
+    aliases), `letters`, `effect` (the estimate), its intervals, p-values and verdict."""
+    return [{"name": name, "letters": letters, **e}
             for letters, name, e in zip(result["effects"], result["names"], result["measures"][key]["effects"])]
 

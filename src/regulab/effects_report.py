@@ -19,7 +19,7 @@ from regulab.effects import analyze, block_table
 from regulab.errors import RegulabError
 from regulab.figures import png_bytes
 from regulab.files import atomic_write
-from regulab.report import _emphasis, _markdown, _number, _p, _range, _table, html_images, html_page, interval_text
+from regulab.report import _emphasis, _level, _markdown, _number, _p, _range, _table, html_images, html_page, interval_text
 from regulab.study import load_study
 
 DECIDED = ("better", "worse")
@@ -44,9 +44,10 @@ def factorial_result(folder: Path, margin: float | None = None, correction: str 
 def effects_rows(result: dict, key: str) -> tuple[list[str], list[list[str]]]:
     """One measure's effects table: effect, 95% and 90% intervals, adjusted p-values, verdict."""
     m = measure(key)
-    head = ["effect", f"Δ {m.heading}", "95% interval", "90% interval", "p (adjusted)", "p equiv. (adjusted)", "verdict",
-            "looks (blocks)"]
-    body = [[name, _number(e["effect"], True), _range(e["low"], e["high"]), _range(e["low90"], e["high90"]),
+    head = ["effect", f"Δ {m.heading}", "interval (95%, or the looks')", "equivalence interval (90%, or the looks')",
+            "p (adjusted)", "p equiv. (adjusted)", "verdict", "looks (blocks)"]
+    body = [[name, _number(e["effect"], True), _range(e["low"], e["high"]) + _level(e.get("confidence", 0.95), 0.95),
+             _range(e["low90"], e["high90"]) + _level(e.get("confidence_equivalence", 0.90), 0.90),
              _p(e["p_difference_adjusted"]), _p(e["p_equivalence_adjusted"]), e["verdict"], ", ".join(map(str, e["looks"]))]
             for name, e in zip(result["names"], result["measures"][key]["effects"])]
     return head, body
@@ -102,6 +103,8 @@ def words(result: dict, key: str) -> str:
     entry, m, plan = result["measures"][key], measure(key), result["plan"]
     effects = list(zip(result["names"], entry["effects"]))
     blocks = len(entry["blocks"])
+    if not blocks:
+        return f"{m.heading}: no seed block has finished every cell yet: nothing to estimate."
     if not effects or entry["effects"][0]["se"] is None:
         return (f"{m.heading}: {blocks} complete seed block{'s' * (blocks != 1)}: too few for intervals (a model with "
                 "as many effects as cells needs two blocks).")
@@ -246,10 +249,12 @@ def write_factorial_report(folder: Path, margin: float | None = None, correction
         atomic_write(folder / name, png)
     atomic_write(folder / "effects.csv", _csv(result).encode())
     fractional: FractionalDesign = result["design"]
-    md = "The design:\n\n" + "\n".join(f"- {line}" for line in fractional.lines()) + "\n"
+    md = "The design:\n\n" + "\n".join(f"  - {line.strip()}" if line.startswith(" ") else f"- {line}"
+                                         for line in fractional.lines()) + "\n"
     for key in keys:
-        md += f"\nEffects on {measure(key).heading}:\n\n" + _markdown(*effects_rows(result, key))
-        md += "\n" + words(result, key) + "\n\n" + "\n".join(f"- {line}" for line in gain_lines(result, key)) + "\n"
+        md += f"\nEffects on {measure(key).heading}:\n\n"
+        md += _markdown(*effects_rows(result, key)) + "\n" if result["measures"][key]["effects"] else ""
+        md += words(result, key) + "\n\n" + "".join(f"- {line}\n" for line in gain_lines(result, key))
     md += "\nCells (mean ± sd over seeds [95% interval]):\n\n" + _markdown(*cells_rows(result))
     md += "\n" + "\n".join(f"- {n}" for n in notes(result)) + "\n"
     atomic_write(folder / "summary.md", md.encode())

@@ -1,6 +1,6 @@
 """The fast presets over several seeds on the real CIFAR-10: the 94% goal, measured.
 
-    python bench/fast.py [--presets fast:5 fast-sgd:3 fast+epochs=8:5] [--epochs N] [--data PATH] [--device auto]
+    python bench/fast.py [--presets fast:5 fast-sgd:3 fast+epochs=8:5] [--epochs N] [--data PATH] [--device auto] [--threads N]
 
 Trains each preset (NAME:SEEDS, seeds 0, 1, ...; NAME+SETTING=VALUE+... for a variant, any
 `regulab train` option) on all 50,000 training images and tests it on
@@ -68,6 +68,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=None, help="override every preset's epochs")
     parser.add_argument("--data", default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads per run (default: its share of the free cores; "
+                        "give the core count where a paused study still counts as running)")
     parser.add_argument("--json", type=Path, default=None, help="default bench/results/fast[_cuda].json")
     args = parser.parse_args()
 
@@ -88,7 +90,8 @@ def main():
             name, overrides = variants[preset]
             if args.epochs:
                 overrides = {**overrides, "epochs": args.epochs}
-            cfg = make_config(name, **overrides, data=args.data, device=args.device, seed=seed, out=str(out))
+            cfg = make_config(name, **overrides, data=args.data, device=args.device, seed=seed, out=str(out),
+                              threads=args.threads)
             m = train(cfg, overwrite=True, progress=False)
             runs.append({"preset": preset, "seed": seed, "wall_seconds": time.perf_counter() - started,
                          "train_seconds": m["train_seconds"], "eval_seconds": m["eval_seconds"],

@@ -38,7 +38,7 @@ class Row(dict):
     def d(self, key: str) -> dict:
         return self["paired"][key]
 
-    def values(self, key: str) -> list[float]:
+    def per_seed(self, key: str) -> list[float]:
         """This group's per-seed values of a measure, in seed order (its finished runs)."""
         return [r["metrics"][key] for r in sorted(self["_runs"], key=lambda r: r["seed"])]
 

@@ -137,7 +137,7 @@ def test_a_model_registered_in_this_process_trains_in_compare(quick, tmp_path, c
         return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
 
     study = regulab.compare(["seed-noreg"], model="here-net", out=str(tmp_path / "c"), **quick)  # no L2 to place
-    assert "on this process (here-net is registered here" in capsys.readouterr().out
+    assert "on this process (here-net registered here" in capsys.readouterr().out
     assert study.rows[0]["n"] == 1 and "<table>" in study._repr_html_()
     assert study.runs("seed-noreg")[0].config["model"] == "here-net"
 

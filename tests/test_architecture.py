@@ -11,9 +11,9 @@ SOURCE = Path(regulab.__file__).parent
 # them, and statistics are plain numbers. The package's face (__init__, __main__) is not a layer.
 LAYERS = [
     {"errors", "evaluation", "parallel", "stats", "measures"},
-    {"files", "config", "augment"},
+    {"files", "config", "augment", "racing"},
     {"runtime", "models", "rundir", "placement"},
-    {"folders", "optim", "figures", "tracking"},
+    {"folders", "optim", "figures", "tracking", "regularizers"},
     {"data"},
     {"callbacks", "datacheck"},
     {"training"},
@@ -24,6 +24,7 @@ LAYERS = [
     {"report"},
     {"effects_report"},
     {"sweeps"},
+    {"tuning"},
     {"api", "cli"},
 ]
 FACE = {"__init__", "__main__"}

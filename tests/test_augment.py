@@ -67,15 +67,13 @@ def test_cutmix_targets_follow_the_pasted_area():
 
 
 def test_batch_augment_state_restores_the_same_draws():
-    aug = BatchAugment("crop,flip,cutout", mixup_alpha=0.2, cutmix_alpha=1.0, seed=5)
-    x, y = images(32), torch.randint(0, 10, (32,))
+    aug = BatchAugment("crop,flip,cutout", seed=5)
+    x = images(32)
     buffer = io.BytesIO()
     torch.save(aug.state_dict(), buffer)  # survives a checkpoint, loaded the safe way
-    first = aug(x, y)
+    first = aug(x)
     aug.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
-    again = aug(x, y)
-    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
-    assert first[1].shape == (32, 10)  # mixed targets are probability rows
+    assert torch.equal(first, aug(x)) and not torch.equal(first, x)
 
 
 def test_a_generator_state_from_another_kind_of_device_is_refused_by_name():
@@ -85,14 +83,6 @@ def test_a_generator_state_from_another_kind_of_device_is_refused_by_name():
         BatchAugment("flip").load_state_dict({**state, "device": "cuda"})
     old = {k: v for k, v in state.items() if k != "device"}  # a checkpoint from before generators moved: the CPU's
     BatchAugment("flip").load_state_dict(old)
-
-
-@pytest.mark.parametrize("ops", ["", "flip"])
-def test_batch_augment_without_mixing_keeps_index_targets(ops):
-    aug = BatchAugment(ops)
-    y = torch.randint(0, 10, (4,))
-    assert bool(aug) == bool(ops)
-    assert torch.equal(aug(images(4), y)[1], y)
 
 
 def test_alternating_flip_shows_every_image_both_ways_over_two_epochs():

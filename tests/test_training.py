@@ -187,26 +187,6 @@ def test_muon_keeps_each_filter_bank_at_norm_sqrt_out_and_steps_by_lr():
     assert torch.equal(conv.weight.detach(), after)
 
 
-def test_ema_is_a_moving_average_from_the_first_weights_and_reads_old_checkpoints():
-    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
-    first = {k: v.clone() for k, v in model.state_dict().items()}
-    ema = optim.EMA(model, decay=0.9)
-    with torch.no_grad():
-        model[0].weight.add_(1.0)
-    model(torch.randn(4, 2))  # moves the batch-norm statistics and its counter
-    ema.update(model)
-    live = model.state_dict()
-    averaged = ema.state_dict()
-    assert torch.allclose(averaged["0.weight"], 0.9 * first["0.weight"] + 0.1 * live["0.weight"])
-    assert torch.allclose(averaged["1.running_mean"], 0.9 * first["1.running_mean"] + 0.1 * live["1.running_mean"])
-    assert averaged["1.num_batches_tracked"] == 1 and not any(p.requires_grad for p in ema.module.parameters())
-    # A checkpoint written by torch's AveragedModel (regulab before 0.2) resumes.
-    old = {"n_averaged": torch.tensor(7), **{f"module.{k}": v + 1 for k, v in averaged.items() if v.is_floating_point()},
-           "module.1.num_batches_tracked": torch.tensor(3)}
-    ema.load_state_dict(old)
-    assert torch.equal(ema.state_dict()["0.weight"], averaged["0.weight"])
-
-
 def test_learning_rate_schedules():
     factor = lambda schedule, t, **kw: optim.lr_factor(make_config("seed", schedule=schedule, epochs=10, **kw), t)  # noqa: E731
     assert factor("constant", 7.3) == 1
@@ -256,7 +236,7 @@ def test_ema_weights_are_the_ones_saved_and_evaluated(sample_splits, tmp_path):
     raw = checkpoint["model"]
     assert set(saved) == set(raw)
     assert not torch.equal(saved["0.weight"], raw["0.weight"])  # averaged, not the raw weights
-    assert torch.equal(saved["0.weight"], checkpoint["ema"]["0.weight"])
+    assert torch.equal(saved["0.weight"], checkpoint["regularizers"]["weight-average"]["0.weight"])
 
 
 @pytest.mark.parametrize("preset", ["seed-dropout", "seed-bn", "seed-augment", "seed-wd", "seed-all"])

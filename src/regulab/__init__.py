@@ -15,12 +15,19 @@ The Python API (the same engine as the `regulab` command):
 
     @regulab.register_model
     def my_net(dropout_head: float = 0.0) -> torch.nn.Module: ...   # then train(model="my-net")
+
+    @regulab.register_regularizer
+    class RandomErasing(regulab.Regularizer):                          # then train(erasing=0.5)
+        settings = {"erasing": regulab.Strength("share of images with a box erased")}
+        def before_batch(self, x, target): ...
+    tuned = regulab.tune("seed-noreg", {"erasing": [0, 0.25, 0.5]}, data="cifar10-mini")
 """
 
 from regulab.errors import RegulabError
 
 __version__ = "0.1.0"
-_API = ("train", "load", "compare", "sweep", "factorial", "presets", "register_model", "Run", "Study", "Factorial")
+_API = ("train", "load", "compare", "sweep", "factorial", "tune", "presets", "register_model", "register_regularizer",
+        "Regularizer", "Strength", "Run", "Study", "Factorial", "Tuning")
 __all__ = ["RegulabError", "__version__", *_API]
 
 

@@ -14,16 +14,28 @@ same one-line error, with the nearest name.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
-from regulab.config import PRESETS, SWEEP_OWN, checked_settings, config_fields, default_out, make_config, preset_description
+from regulab.config import (
+    PRESETS,
+    SWEEP_OWN,
+    Strength,
+    checked_settings,
+    config_fields,
+    default_out,
+    make_config,
+    preset_description,
+)
 from regulab.errors import RegulabError, TrainingStopped, unknown_name
 from regulab.models import register_model
+from regulab.regularizers import Regularizer, register_regularizer
 from regulab.rundir import CONFIG, HISTORY_JSON, METRICS, RunDir
 
-__all__ = ["Factorial", "Run", "Study", "compare", "factorial", "load", "presets", "register_model", "sweep", "train"]
+__all__ = ["Factorial", "Regularizer", "Run", "Strength", "Study", "Tuning", "compare", "factorial", "load", "presets",
+           "register_model", "register_regularizer", "sweep", "train", "tune"]
 
 
 def _in_notebook() -> bool:
@@ -289,6 +301,43 @@ def factorial(presets: str | list[str], *, factors: dict[str, dict[str, tuple]] 
     return Factorial(out)
 
 
+class Tuning:
+    """A tune folder: `chosen` (the candidate's label) and `chosen_point` (its settings),
+    `confidence_set` (the candidates that cannot be told from the best), `left_at`, `gains`
+    ({measure: {"race": interval, "fresh": interval}}), `runs`, `path`, `summary` and `figure`."""
+
+    def __init__(self, path: str | os.PathLike):
+        from regulab.tuning import FIGURE, SUMMARY, TUNE_JSON
+
+        self.path = Path(path)
+        if not (self.path / TUNE_JSON).is_file():
+            raise RegulabError(f"{self.path} holds no {TUNE_JSON}; run regulab.tune(..., out={str(self.path)!r}) first")
+        self.result = json.loads((self.path / TUNE_JSON).read_text())
+        for key in ("chosen", "chosen_point", "confidence_set", "left_at", "gains", "runs"):
+            setattr(self, key, self.result[key])
+        self.summary, self.figure = (self.path / SUMMARY).read_text(), self.path / FIGURE
+
+    def _repr_markdown_(self) -> str:
+        return self.summary
+
+
+def tune(preset: str, space: dict[str, list], *, out: str | os.PathLike = "runs/tune", first_look: int = 3,
+         max_seeds: int = 10, fresh_seeds: int = 3, max_runs: int = 0, alpha: float = 0.05,
+         primary: str = "best_val_acc", runs_dir: str | os.PathLike | None = None, jobs: int = 0, threads: int = 0,
+         overwrite: bool = False, **options) -> Tuning:
+    """Choose the strength of a regularizer by racing the candidates of `space` ({setting:
+    [values]}, one or two settings) on `preset` over paired seeds, then measure the choice on
+    fresh seeds (see `regulab tune --help`); any other keyword is a setting every run shares."""
+    from regulab.tuning import TunePlan, check_space
+    from regulab.tuning import tune as tune_runs
+
+    fixed = _options(options, allowed={f.name for f in config_fields()} - set(SWEEP_OWN))
+    checked = check_space({name: [_options({name: v})[name] for v in values] for name, values in space.items()})
+    tune_runs(preset, checked, Path(out), fixed, TunePlan(first_look, max_seeds, fresh_seeds, max_runs, alpha, primary),
+              jobs=jobs, threads=threads, runs_dir=Path(runs_dir) if runs_dir else None, overwrite=overwrite)
+    return Tuning(out)
+
+
 def presets() -> dict[str, str]:
     """The preset names and what each one is."""
     return {name: preset_description(name) for name in PRESETS}
@@ -297,7 +346,7 @@ def presets() -> dict[str, str]:
 def _option_docs() -> str:
     lines = []
     for field in config_fields():
-        if field.name in ("preset", "model_file_sha256"):
+        if field.name in ("preset", "model_file_sha256", "regularizer_file_sha256"):
             continue
         lines.append(f"    {field.name} (default {field.default!r}): {field.metadata['help']}")
     return "\n".join(lines)

@@ -208,7 +208,8 @@ def trivial_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 class BatchAugment:
-    """The run's augmentation: the chosen ops in a fixed order, then mixup or cutmix.
+    """The run's augmentation: the chosen ops in a fixed order (mixup and cutmix, which mix
+    targets too, are a regularizer: `regularizers.Mixing`, drawing from these generators).
 
     It owns its random generators (seeded from the run's seed) so that a checkpoint can save
     and restore them, and a resumed run augments exactly as an uninterrupted one. The torch
@@ -216,8 +217,7 @@ class BatchAugment:
     plain floats that a GPU receives with the kernel that uses them.
     """
 
-    def __init__(self, ops: str = "", crop_pad: int = 4, cutout_size: int = 8, mixup_alpha: float = 0.0,
-                 cutmix_alpha: float = 0.0, num_classes: int = 10, seed: int = 0, device: str | torch.device = "cpu",
+    def __init__(self, ops: str = "", crop_pad: int = 4, cutout_size: int = 8, seed: int = 0, device: str | torch.device = "cpu",
                  mean: tuple[float, ...] = (0.0, 0.0, 0.0), std: tuple[float, ...] = (255.0, 255.0, 255.0)):
         self.ops = [op for op in ("trivial", "crop", "translate", "flip", "altflip", "cutout") if op in ops.split(",")]
         # TrivialAugment works on pixels: the data's normalization (0-255 scale), to undo and redo it.
@@ -225,17 +225,15 @@ class BatchAugment:
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) / 255
         self.seed = seed
         self.crop_pad, self.cutout_size = crop_pad, cutout_size
-        self.mixup_alpha, self.cutmix_alpha, self.num_classes = mixup_alpha, cutmix_alpha, num_classes
         self.generator = torch.Generator(device).manual_seed(seed + 1)  # apart from the shuffling stream
         self.rng = np.random.default_rng(seed + 1)
 
     def __bool__(self) -> bool:
-        return bool(self.ops or self.mixup_alpha or self.cutmix_alpha)
+        return bool(self.ops)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor | None = None,
-                 epoch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augmented images, and targets: class indices, or probability rows once mixed.
-        `indices` (the images' places in the training set) and `epoch` drive alternating flips."""
+    def __call__(self, x: torch.Tensor, indices: torch.Tensor | None = None, epoch: int = 1) -> torch.Tensor:
+        """Augmented images. `indices` (the images' places in the training set) and `epoch` drive
+        alternating flips."""
         if "trivial" in self.ops:
             pixels = (x.float() * self.std + self.mean).clamp(0, 1)
             x = ((trivial_augment(pixels, self.generator) - self.mean) / self.std).to(x.dtype)
@@ -249,12 +247,7 @@ class BatchAugment:
             x = alternating_flip(x, indices, epoch, self.seed)
         if "cutout" in self.ops:
             x = cutout(x, self.cutout_size, self.generator)
-        mixers = [(fn, a) for fn, a in ((mixup, self.mixup_alpha), (cutmix, self.cutmix_alpha)) if a]
-        if not mixers:
-            return x, y
-        fn, alpha = mixers[int(self.rng.integers(len(mixers)))]
-        target = torch.nn.functional.one_hot(y, self.num_classes).float()
-        return fn(x, target, alpha, self.generator, self.rng)
+        return x
 
     def state_dict(self) -> dict:
         return {"torch": self.generator.get_state(), "device": self.generator.device.type,

@@ -1,6 +1,6 @@
 """regulab: train CNNs on CIFAR-10 (or your own images) and measure what stops them overfitting.
 
-Commands: train, plot, presets, compare, sweep, factorial, report, evaluate, predict, export, data.
+Commands: train, plot, presets, compare, sweep, tune, factorial, report, evaluate, predict, export, data.
 
 Every field of `Config` is an option of `regulab train` (`--batch-size 64`), applied on top of
 the chosen preset. Problems the user can fix end in one line on stderr and exit status 1;
@@ -22,6 +22,7 @@ from regulab.config import (
     SWEEP_OWN,
     config_fields,
     config_from,
+    import_user_file,
     make_config,
     preset_description,
     to_toml,
@@ -65,8 +66,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def _add_config_options(parser: argparse.ArgumentParser, skip=("preset", "model_file_sha256"), only=None,
-                        title: str = "settings (each overrides the preset's value)") -> None:
+def _add_config_options(parser: argparse.ArgumentParser, skip=("preset", "model_file_sha256", "regularizer_file_sha256"),
+                        only=None, title: str = "settings (each overrides the preset's value)") -> None:
     """Every `Config` setting (or those in `only`) as an option, with the help text the setting carries."""
     group = parser.add_argument_group(title)
     for field in config_fields():
@@ -171,6 +172,34 @@ def build_parser() -> argparse.ArgumentParser:
                              "here), --threads CPUs reserved per run; needs regulab[ray] and a folder every node sees")
         _add_config_options(parser_, skip=SWEEP_OWN)
 
+    tune = command("tune", "choose a regularizer's strength by racing candidates over paired seeds",
+                   "Every candidate of --space still in the race trains on the next seed, with the baseline (the "
+                   "preset with the tuned settings off); from --first-look seeds on, a candidate leaves when the best "
+                   "so far is shown better than it (a one-sided paired t test, Bonferroni over the candidates, Pocock "
+                   "over the looks). The candidates left are those that cannot be told from the best. The chosen one "
+                   "and the baseline then train on --fresh-seeds seeds the race never used, so the report gives the "
+                   "gain measured where nothing was chosen beside the race's own, inflated, estimate.")
+    tune.add_argument("preset", metavar="PRESET", help="the preset whose regularizer strength is tuned")
+    tune.add_argument("--space", action="append", default=[], required=True, metavar="SETTING=VALUES",
+                      help="a setting and its candidates, V1,V2,... or LOW:HIGH or LOW:HIGH:log (--points values); "
+                      "give --space twice to tune two settings together")
+    tune.add_argument("--points", type=int, default=6, help="values of a LOW:HIGH range (default 6)")
+    tune.add_argument("--first-look", type=int, default=3, metavar="N", help="seeds before the first look (default 3)")
+    tune.add_argument("--max-seeds", type=int, default=10, metavar="K", help="seeds at most in the race (default 10)")
+    tune.add_argument("--fresh-seeds", type=int, default=3, metavar="F", help="seeds after the race for the chosen "
+                      "candidate and the baseline (default 3)")
+    tune.add_argument("--max-runs", type=int, default=0, metavar="N", help="trainings at most, the fresh ones included "
+                      "(default: as many as the race needs)")
+    tune.add_argument("--alpha", type=float, default=0.05, help="the chance of dropping the best candidate (default 0.05)")
+    tune.add_argument("--primary", default="best_val_acc", help="what the race compares (default best_val_acc; never "
+                      "the test set, which judges the choice)")
+    tune.add_argument("--out", type=Path, default=Path("runs/tune"), help="the report's folder (default runs/tune)")
+    tune.add_argument("--runs-dir", type=Path, help="where the runs live (default OUT/runs)")
+    tune.add_argument("--overwrite", action="store_true", help="replace the plan of a folder that holds another study")
+    tune.add_argument("--jobs", type=int, default=0, help="runs at once (default: one per core)")
+    tune.add_argument("--threads", type=int, default=0, help="threads per run (default: the cores / --jobs)")
+    _add_config_options(tune, skip=SWEEP_OWN, title="settings every run shares")
+
     factorial = command("factorial", "take a combination apart: a two-level factorial design, then report.html",
                         "With two presets, the factors are the settings in which they differ (those that act together, "
                         "such as the two dropout rates or the learning rate with its schedule, kept as one); with one "
@@ -265,6 +294,13 @@ def entry_point() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:  # a regularizer file's strengths are options: it is read before the options are
+        for path in _regularizer_files(argv):
+            import_user_file(path, "regularizer")
+    except RegulabError as exc:
+        print(f"regulab: error: {exc}", file=sys.stderr)
+        return 1
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
@@ -285,6 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("regulab: interrupted", file=sys.stderr)
         return 130
+
+
+def _regularizer_files(argv: list[str]) -> list[str]:
+    """The files given with --regularizer-file, as `--regularizer-file F` or `--regularizer-file=F`."""
+    option = "--regularizer-file"
+    return [word.partition("=")[2] if word.startswith(option + "=") else argv[i + 1]
+            for i, word in enumerate(argv) if (word == option and i + 1 < len(argv)) or word.startswith(option + "=")]
 
 
 def _after_damage(args: argparse.Namespace, run: Path) -> str:
@@ -348,6 +391,16 @@ def _run(args: argparse.Namespace) -> int:
                                       retries=args.retries)
         if report:
             print(f"report: {report}")
+    elif args.command == "tune":
+        from regulab.tuning import SUMMARY, TunePlan, parse_space, tune
+
+        given = {f.name: getattr(args, f.name) for f in config_fields()
+                 if f.name not in SWEEP_OWN and getattr(args, f.name, None) is not None}
+        plan = TunePlan(args.first_look, args.max_seeds, args.fresh_seeds, args.max_runs, args.alpha, args.primary)
+        tune(args.preset, parse_space(args.space, args.points), args.out, given, plan, jobs=args.jobs,
+             threads=args.threads, runs_dir=args.runs_dir, overwrite=args.overwrite)
+        print((args.out / SUMMARY).read_text(), end="")
+        print(f"report: {args.out / SUMMARY}, figure: {args.out / 'race.png'}")
     elif args.command == "report":
         from regulab.sweeps import report_of
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,35 @@ from regulab.errors import RegulabError, unknown_name
 def setting(default, help: str):
     """A Config field with the help text that `regulab train --help` shows for it."""
     return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Strength:
+    """A setting that a registered regularizer adds: a number in [low, high] whose default, 0,
+    is off. It becomes an option of train, compare and sweep, a keyword of `regulab.train`, a
+    --grid axis, a factorial factor and a tune dimension, as the built-in settings are."""
+
+    help: str
+    low: float = 0.0
+    high: float = 1.0
+    default: float = 0.0
+    log: bool = False  # strengths that matter by their order of magnitude: tune spreads its candidates on a log scale
+
+    def describe(self) -> str:
+        return f"{self.help} (in [{self.low:g}, {self.high:g}]; {self.default:g} is off)"
+
+
+# The settings of the regularizers registered at run time (`regularizers.register_regularizer`
+# declares them here), by name; a Config holds the values that differ from the default in
+# `user_settings` and reads them as attributes, as its own fields.
+USER_SETTINGS: dict[str, Strength] = {}
+_DECLARED_BY: set[str] = set()  # the modules that declared strengths, so a regularizer file that declares none is told
+
+
+def declare_strengths(settings: dict[str, Strength], module: str) -> None:
+    """Make `settings` settings of every command (a registered regularizer's, from `module`)."""
+    USER_SETTINGS.update(settings)
+    _DECLARED_BY.add(module)
 
 
 @dataclass
@@ -53,6 +83,10 @@ class Config:
     model_file: str = setting("", "a Python file whose @regulab.register_model functions define models to train; "
                               "its hash is recorded, so a trained run notices when it changes")
     model_file_sha256: str = setting("", "the model file's SHA-256 when the run was set up (filled in by regulab)")
+    regularizer_file: str = setting("", "a Python file whose @regulab.register_regularizer classes add regularizers, "
+                                    "and their strengths as options; its hash is recorded, as --model-file's")
+    regularizer_file_sha256: str = setting("", "the regularizer file's SHA-256 when the run was set up (filled in by "
+                                           "regulab)")
     init_from: str = setting("", "start from the best weights of this finished run folder (the same model): "
                              "fine-tuning, or a longer schedule from a finished run; recorded in config.json")
     whiten: bool = setting(False, "set the model's first layer from a whitening of 2x2 training patches, then freeze it "
@@ -129,11 +163,33 @@ class Config:
     tensorboard: str = setting("", "also log to TensorBoard in this folder ('auto': RUN_DIR/tensorboard)")
     mlflow: str = setting("", "also log to MLflow at this tracking URI ('auto': ./mlruns), experiment 'regulab'")
     preset: str = setting("seed", "the preset the values came from, recorded in the run folder")
+    # -- the registered regularizers' strengths that differ from their defaults (USER_SETTINGS)
+    user_settings: dict = field(default_factory=dict, metadata={"help": "registered regularizers' strengths"})
+
+    def __getattr__(self, name: str):
+        # Only for names that are not fields: a registered regularizer's strength reads as one.
+        if name in USER_SETTINGS:
+            return self.__dict__.get("user_settings", {}).get(name, USER_SETTINGS[name].default)
+        raise AttributeError(f"'Config' object has no attribute {name!r}")
+
+    def settings(self) -> dict:
+        """Every setting by name, the registered regularizers' strengths beside the fields."""
+        values = {k: v for k, v in vars(self).items() if k != "user_settings"}
+        return {**values, **self.user_settings}
 
     def validate(self) -> "Config":
         def need(ok: bool, what: str):
             if not ok:
                 raise RegulabError(what)
+        if self.regularizer_file:  # the file declares the strengths checked below
+            import_user_file(self.regularizer_file, "regularizer", self.regularizer_file_sha256)
+        for name, value in self.user_settings.items():
+            strength = USER_SETTINGS.get(name)
+            if strength is None:
+                raise RegulabError(f"{name} is a strength of no registered regularizer; pass --regularizer-file with the "
+                                   "file that registers it")
+            need(strength.low <= value <= strength.high,
+                 f"--{name.replace('_', '-')} must be in [{strength.low:g}, {strength.high:g}], not {value:g}")
         need(self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}")
         need(self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}")
         need(self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, not {self.eval_batch_size}")
@@ -191,11 +247,19 @@ CHOICES = {
 }
 AUGMENTATIONS = ("crop", "translate", "flip", "altflip", "cutout", "trivial")
 # Settings `sweep` and `compare` decide per run themselves: no grid axis, no shared option.
-SWEEP_OWN = ("preset", "seed", "out", "threads", "model_file_sha256")
+SWEEP_OWN = ("preset", "seed", "out", "threads", "model_file_sha256", "regularizer_file_sha256")
 
 
 def config_fields() -> list[dataclasses.Field]:
-    return list(dataclasses.fields(Config))
+    """Every setting as a field: Config's own, then one for each registered regularizer's strength."""
+    own = [f for f in dataclasses.fields(Config) if f.name != "user_settings"]
+    return own + [_strength_field(name, strength) for name, strength in USER_SETTINGS.items()]
+
+
+def _strength_field(name: str, strength: Strength) -> dataclasses.Field:
+    made = field(default=strength.default, metadata={"help": strength.describe()})
+    made.name, made.type = name, float
+    return made
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,22 +277,48 @@ def preset_description(name: str) -> str:
     return (PRESETS[name].__doc__ or "").strip().splitlines()[0]
 
 
-def model_file_digest(path: str | Path, expected_sha256: str = "") -> str:
-    """The SHA-256 of a model file, which a run records; with `expected_sha256` (a run's record),
-    a changed or missing file is an error: the run's weights belong to the network it defined then."""
+def user_file_digest(path: str | Path, kind: str, expected_sha256: str = "") -> str:
+    """The SHA-256 of a user's `kind` file (model, regularizer), which a run records; with
+    `expected_sha256` (a run's record), a changed or missing file is an error: the run's weights
+    belong to the code the file held then."""
     path = Path(path)
     try:
         source = path.read_bytes()
     except FileNotFoundError:
         gone = "the run was trained with it; restore it to use the run" if expected_sha256 else "pass an existing .py file"
-        raise RegulabError(f"model file {path} does not exist; {gone}") from None
+        raise RegulabError(f"{kind} file {path} does not exist; {gone}") from None
     except OSError as exc:
-        raise RegulabError(f"cannot read model file {path} ({exc.strerror}); pass a readable .py file") from None
+        raise RegulabError(f"cannot read {kind} file {path} ({exc.strerror}); pass a readable .py file") from None
     digest = hashlib.sha256(source).hexdigest()
     if expected_sha256 and digest != expected_sha256:
-        raise RegulabError(f"model file {path} has changed since the run was set up (sha256 {digest[:12]}, recorded "
+        raise RegulabError(f"{kind} file {path} has changed since the run was set up (sha256 {digest[:12]}, recorded "
                            f"{expected_sha256[:12]}); restore that version, or train a new run")
     return digest
+
+
+def import_user_file(path: str | Path, kind: str, expected_sha256: str = "") -> str:
+    """Import a user's Python file once, so that what it registers (`@register_model`,
+    `@register_regularizer`) is known by name; its SHA-256, checked against `expected_sha256`."""
+    path = Path(path)
+    digest = user_file_digest(path, kind, expected_sha256)
+    if digest not in _IMPORTED_FILES:
+        spec = importlib.util.spec_from_file_location(f"regulab_user_{kind}s_{digest[:12]}", path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except RegulabError as exc:  # a registration refused: its own words
+            raise RegulabError(f"{kind} file {path}: {exc}") from None
+        except Exception as exc:  # the user's code: any error there is theirs to fix, named in one line
+            where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
+            raise RegulabError(f"{kind} file {path} failed to load{where}: {type(exc).__name__}: {exc}") from None
+        if kind == "regularizer" and module.__name__ not in _DECLARED_BY:
+            raise RegulabError(f"regularizer file {path} registers no regularizer; decorate a regulab.Regularizer "
+                               "subclass in it with @regulab.register_regularizer")
+        _IMPORTED_FILES[digest] = module
+    return digest
+
+
+_IMPORTED_FILES: dict = {}  # SHA-256: the module it defined
 
 
 def config_from(preset: str | None = None, toml: str | Path | None = None, **given) -> Config:
@@ -249,10 +339,16 @@ def make_config(preset: str = "seed", **overrides) -> Config:
     if preset not in PRESETS:
         raise unknown_name("preset", preset, PRESETS, "`regulab presets` lists them")
     values = {**PRESETS[preset](), **{k: v for k, v in overrides.items() if v is not None}}
-    if values.get("model_file") and not values.get("model_file_sha256"):
-        values["model_file"] = str(Path(values["model_file"]).expanduser().resolve())
-        values["model_file_sha256"] = model_file_digest(values["model_file"])
-    return Config(**values, preset=preset).validate()
+    for kind in ("model", "regularizer"):
+        if values.get(f"{kind}_file") and not values.get(f"{kind}_file_sha256"):
+            values[f"{kind}_file"] = str(Path(values[f"{kind}_file"]).expanduser().resolve())
+            values[f"{kind}_file_sha256"] = user_file_digest(values[f"{kind}_file"], kind)
+    if values.get("regularizer_file"):  # its strengths are settings from here on
+        import_user_file(values["regularizer_file"], "regularizer", values["regularizer_file_sha256"])
+    # A strength at its default is off, and off names no strength: equal settings, one identity.
+    user = {**values.pop("user_settings", {}), **{k: values.pop(k) for k in list(values) if k in USER_SETTINGS}}
+    user = {k: float(v) for k, v in user.items() if k not in USER_SETTINGS or v != USER_SETTINGS[k].default}
+    return Config(**values, user_settings=user, preset=preset).validate()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +376,8 @@ def read_toml(path: str | Path) -> dict:
 def checked_settings(values: dict, what: str = "option", hint: str = "`regulab train --help` lists them") -> dict:
     """`values` named as `Config` fields (or `preset`) and of their types (ints pass as floats),
     else a one-line error naming the nearest name or the type wanted."""
+    if values.get("regularizer_file"):  # it declares settings that may follow
+        import_user_file(values["regularizer_file"], "regularizer")
     fields = {f.name: f for f in config_fields()}
     for key, value in values.items():
         if key not in fields:
@@ -298,7 +396,7 @@ def to_toml(cfg: Config) -> str:
     """Every setting of the run except where it was written, so the file repeats it into a new folder."""
     import tomli_w
 
-    values = {k: v for k, v in vars(cfg).items() if v is not None and k != "out"}
+    values = {k: v for k, v in cfg.settings().items() if v is not None and k != "out"}
     return TOML_HEADER + tomli_w.dumps(values)
 
 

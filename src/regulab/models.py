@@ -6,7 +6,6 @@ Keras layers carry their own kernel_regularizer; the penalty's size comes from t
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 from collections import OrderedDict
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from regulab.config import Config, model_file_digest
+from regulab.config import Config, import_user_file
 from regulab.errors import RegulabError, unknown_name
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -38,28 +37,14 @@ def use_model_file(path: str | Path, expected_sha256: str = "") -> str:
     """Import a user's Python file so that its `@register_model` functions become model names;
     its SHA-256. With `expected_sha256` (a run's record), a changed or missing file is an error:
     the run's weights belong to the network that file defined then."""
-    path = Path(path)
-    digest = model_file_digest(path, expected_sha256)
-    if digest not in _LOADED_FILES:
-        spec = importlib.util.spec_from_file_location(f"regulab_user_models_{digest[:12]}", path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:  # the user's code: any error there is theirs to fix, named in one line
-            where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
-            raise RegulabError(f"model file {path} failed to load{where}: {type(exc).__name__}: {exc}") from None
-        _LOADED_FILES.add(digest)
-    return digest
-
-
-_LOADED_FILES: set[str] = set()
+    return import_user_file(path, "model", expected_sha256)
 
 
 def registered_here(name: str) -> bool:
     """True for a model that only this process knows (registered in a notebook or script, not
     built in and not from a --model-file): another process could not rebuild it."""
     fn = MODELS.get(name)
-    return fn is not None and fn.__module__ != __name__ and not fn.__module__.startswith("regulab_user_models_")
+    return fn is not None and fn.__module__ != __name__ and not fn.__module__.startswith("regulab_user_")
 
 
 def create_model(name: str, num_classes: int = 10, image_size: int = 32, **options) -> nn.Module:

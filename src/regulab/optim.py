@@ -1,10 +1,9 @@
 """Optimizers and schedules: Keras's Adam, Muon, the parameter groups, the learning-rate
-schedules, lookahead and the weights' moving average. Everything that moves the weights, apart
+schedules, sharpness-aware steps and lookahead. Everything that moves the weights, apart
 from the loss."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -212,31 +211,3 @@ class Lookahead:
     def load_state_dict(self, state: dict | None) -> None:
         self.slow = state
 
-
-class EMA:
-    """An exponential moving average of a network's weights and batch-norm statistics, in a copy
-    of it that starts from its weights when made. Updated in place on the device; no step count
-    is kept, so no update waits on the host (a count on the device would be read by every step)."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.module, self.decay = copy.deepcopy(model).requires_grad_(False), decay
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        live = model.state_dict()
-        averaged, trained = [], []
-        for name, value in self.module.state_dict().items():
-            if value.is_floating_point():
-                averaged.append(value)
-                trained.append(live[name])
-            else:
-                value.copy_(live[name])  # batch norm's batch counter: the latest, not a blend
-        torch._foreach_lerp_(averaged, trained, 1 - self.decay)
-
-    def state_dict(self) -> dict:
-        return self.module.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        # Checkpoints from before this class kept torch's AveragedModel: its keys start with
-        # "module." and it counted its updates in "n_averaged".
-        self.module.load_state_dict({k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"})

@@ -32,7 +32,7 @@ def run_key(cfg: Config) -> str:
     computes. Only values that differ from `Config`'s defaults enter the hash, so a setting
     added to regulab later (at its default) leaves the names of earlier runs as they were."""
     defaults = Config()
-    identity = {k: v for k, v in sorted(vars(cfg).items()) if k not in NOT_IDENTITY and v != getattr(defaults, k)}
+    identity = {k: v for k, v in sorted(cfg.settings().items()) if k not in NOT_IDENTITY and v != getattr(defaults, k)}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return f"{cfg.model}-seed{cfg.seed}-{digest}"
 

@@ -30,6 +30,7 @@ from regulab.files import atomic_write
 from regulab.launch import Job, join_ray, launch
 from regulab.models import MODELS, registered_here
 from regulab.placement import mps_running, place, visible_gpus
+from regulab.regularizers import registered_here as regularizers_registered_here
 from regulab.report import write_report
 from regulab.rundir import METRICS, RunDir
 from regulab.runtime import usable_cores
@@ -138,9 +139,11 @@ def _run_plan(folder: Path, groups: list[Group], identity: dict, design: Design,
                   key=lambda item: item[2])
     cores = node_cores = usable_cores()
     where = "local processes"
-    here = sorted({g.config(overrides, 0).model for g in groups} & {name for name in MODELS if registered_here(name)})
-    if here:  # a model defined in this process (a notebook, say) cannot be rebuilt in a child
-        jobs, ray, where = 1, None, f"this process ({', '.join(here)} is registered here, not in a --model-file)"
+    here = sorted({g.config(overrides, 0).model for g in groups} & {name for name in MODELS if registered_here(name)}
+                  | {name for g in groups for name in regularizers_registered_here(g.config(overrides, 0))})
+    if here:  # a model or regularizer defined in this process (a notebook, say) cannot be rebuilt in a child
+        jobs, ray, where = 1, None, (f"this process ({', '.join(here)} registered here, not in a --model-file or "
+                                     "--regularizer-file)")
     if ray and todo:
         cores, node_cores, where = join_ray(ray)
     counts = sorted({len(g.runs) for g in groups})

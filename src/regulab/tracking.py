@@ -87,7 +87,7 @@ def _start_mlflow(cfg: Config, run: RunDir, resume: bool):
         previous = run.read_json(TRACKING).get("mlflow_run_id") if resume and (run.path / TRACKING).is_file() else None
         active = mlflow.start_run(run_id=previous) if previous else mlflow.start_run(run_name=run.path.name)
         if not previous:
-            mlflow.log_params({k: v for k, v in vars(cfg).items() if v is not None and v != ""})
+            mlflow.log_params({k: v for k, v in cfg.settings().items() if v is not None and v != ""})
             mlflow.set_tag("run_dir", str(run.path.resolve()))
             run.write_json(TRACKING, {"mlflow_run_id": active.info.run_id, "mlflow_uri": uri})
     except mlflow.exceptions.MlflowException as exc:

@@ -51,9 +51,10 @@ from regulab.config import Config, default_out, to_toml
 from regulab.errors import RegulabError, TrainingStopped
 from regulab.evaluation import Scores, autocast, evaluate, per_image, predict, scores
 from regulab.files import atomic_write
-from regulab.models import build_model, kernel_norms, kernel_penalty
-from regulab.optim import EMA, Lookahead, Optimizers, SharpnessAware, build_optimizer, lr_factor
+from regulab.models import build_model, kernel_norms
+from regulab.optim import Lookahead, Optimizers, SharpnessAware, build_optimizer, lr_factor
 from regulab.parallel import Workers, join_workers
+from regulab.regularizers import Regularizers, RunInfo
 from regulab.rundir import (
     BEST_WEIGHTS,
     CHECKPOINT,
@@ -75,7 +76,7 @@ from regulab.tracking import check_available as check_tracking
 class TrainState:
     model: nn.Module                  # the plain network (DDP wraps it for the steps, never for saving)
     optimizer: torch.optim.Optimizer | Optimizers
-    ema: EMA | None                   # with --ema, the averaged weights are the ones evaluated and saved
+    regularizers: Regularizers        # the ones switched on, each at its hooks (`regularizers.py`)
     lookahead: Lookahead | None
     augment: BatchAugment             # owns its random generators, on the data's device
     shuffle: torch.Generator          # the epochs' data order (on the host: one draw per epoch)
@@ -87,7 +88,9 @@ class TrainState:
     # moves a run as a GPU does, so a pair is matched on the machine, and a resume may move it.
     machines: list[dict] = dataclasses.field(default_factory=list)
 
-    KEYS = ("epoch", "model", "optimizer", "ema", "augment", "lookahead", "shuffle_rng", "torch_rng", "cuda_rng",
+    # What every checkpoint holds; the regularizers' states (in "regularizers", or before regulab
+    # 0.2 the moving average's alone in "ema") besides.
+    KEYS = ("epoch", "model", "optimizer", "augment", "lookahead", "shuffle_rng", "torch_rng", "cuda_rng",
             "history", "best_score", "best_epoch")
 
     @classmethod
@@ -98,25 +101,25 @@ class TrainState:
         model.to(x_train.device, memory_format=torch.channels_last)
         if cfg.whiten:  # from training images only; deterministic, so a resumed run rebuilds the same layer
             model.whiten_(x_train[:5000])
+        augment = BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, seed=cfg.seed, device=x_train.device,
+                               mean=normalization[0], std=normalization[1])
         return cls(
             model, build_optimizer(cfg, model),
-            EMA(model, cfg.ema) if cfg.ema else None,
-            Lookahead(cfg.lookahead) if cfg.lookahead else None,
-            BatchAugment(cfg.augment, cfg.crop_pad, cfg.cutout_size, cfg.mixup, cfg.cutmix, classes, seed=cfg.seed,
-                         device=x_train.device, mean=normalization[0], std=normalization[1]),
+            Regularizers(RunInfo(cfg, model, classes, augment.generator, augment.rng)),
+            Lookahead(cfg.lookahead) if cfg.lookahead else None, augment,
             torch.Generator().manual_seed(cfg.seed), [],
             sam=SharpnessAware(model.parameters(), cfg.sam, cfg.sam_adaptive) if cfg.sam else None)
 
     @property
     def evaluated(self) -> nn.Module:
         """The weights that are validated, selected, saved and tested."""
-        return self.ema.module if self.ema else self.model
+        return self.regularizers.evaluated(self.model)
 
     def save(self, run: RunDir) -> None:
         cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         run.save(CHECKPOINT, {
             "epoch": len(self.history), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None, "augment": self.augment.state_dict(),
+            "regularizers": self.regularizers.state_dict(), "augment": self.augment.state_dict(),
             "lookahead": self.lookahead.state_dict() if self.lookahead else None,
             "shuffle_rng": self.shuffle.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng,
             "history": self.history, "best_score": self.best_score, "best_epoch": self.best_epoch,
@@ -141,8 +144,7 @@ class TrainState:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         for group, base_lr in zip(self.optimizer.param_groups, base_lrs):  # the config's rates, not the last scheduled ones
             group["initial_lr"] = base_lr
-        if self.ema:
-            self.ema.load_state_dict(checkpoint["ema"])
+        self.regularizers.load_state_dict(checkpoint.get("regularizers", {"weight-average": checkpoint.get("ema")}))
         if self.lookahead:
             self.lookahead.load_state_dict(checkpoint["lookahead"])
         self.augment.load_state_dict(checkpoint["augment"])
@@ -242,7 +244,8 @@ def train_one_epoch(state: TrainState, cfg: Config, ctx: RunContext, epoch: int,
         for group, base_lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base_lr * factor if progress <= group.get("until_epoch", math.inf) else 0.0
         xb, yb = x_train[idx], y_train[idx]
-        xb, target = state.augment(xb, yb, idx, epoch) if state.augment else (xb, yb)
+        xb = state.augment(xb, idx, epoch) if state.augment else xb
+        xb, target = state.regularizers.before_batch(xb, yb)
         mine = ctx.workers.share(len(idx))  # every worker drew the whole batch's augmentation alike
         xb, yb, target = xb[mine], yb[mine], target[mine]
         loss, data_loss, penalty, logits = _loss(state, cfg, ctx, xb, target, len(idx))
@@ -254,8 +257,7 @@ def train_one_epoch(state: TrainState, cfg: Config, ctx: RunContext, epoch: int,
             _loss(state, cfg, ctx, xb, target, len(idx))[0].backward()
             state.sam.descend()
         optimizer.step()
-        if state.ema:
-            state.ema.update(model)
+        state.regularizers.after_step(model)
         steps_done = (epoch - 1) * len(batches) + step
         if state.lookahead and steps_done % cfg.lookahead == 0:
             state.lookahead.update(model, steps_done / (cfg.epochs * len(batches)))
@@ -275,6 +277,7 @@ def train_one_epoch(state: TrainState, cfg: Config, ctx: RunContext, epoch: int,
         ctx.cores.adjust(ctx.log)
     if bar is not None:
         bar.close()
+    state.regularizers.on_epoch_end(model, epoch)
     if state.lookahead and epoch == cfg.epochs:
         state.lookahead.finish(model)
     sums.seconds = time.perf_counter() - sums.started
@@ -287,8 +290,8 @@ def _loss(state: TrainState, cfg: Config, ctx: RunContext, xb: torch.Tensor, tar
     Keras minimizes and reports), its two parts, and the logits."""
     with autocast(ctx.device, ctx.precision):
         logits = ctx.net(xb.contiguous(memory_format=torch.channels_last)).float()
-    data_loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing, reduction="sum")
-    penalty = kernel_penalty(state.model, cfg.l2, cfg.l1, cfg.penalty_scope)
+    data_loss = F.cross_entropy(logits, target, reduction="sum")
+    penalty = state.regularizers.penalty(state.model)
     return data_loss * (ctx.workers.size / batch) + penalty, data_loss, penalty, logits
 
 
@@ -308,7 +311,7 @@ def epoch_row(state: TrainState, cfg: Config, ctx: RunContext, splits: data_lib.
         if splits.noisy is not None:  # how much of the wrong labels the network has learned
             row["memorized"] = memorized(state.evaluated, splits, cfg.eval_batch_size, ctx.precision)
         # What the regularizer does to the weights: the penalty's share of the loss, each kernel's norm.
-        row.update(penalty_share=penalty_mean / (data_loss_mean + penalty_mean) if cfg.l2 or cfg.l1 else None,
+        row.update(penalty_share=penalty_mean / (data_loss_mean + penalty_mean) if state.regularizers.penalizes else None,
                    **kernel_norms(state.evaluated))
         # The best epoch by the monitored metric (the last epoch when nothing is held out).
         score = epoch if row["val_acc"] is None else row["val_acc"] if cfg.monitor == "val_acc" else -row["val_loss"]
@@ -329,7 +332,7 @@ def memorized(model: nn.Module, splits: data_lib.Splits, batch_size: int, precis
 def validate(state: TrainState, cfg: Config, splits: data_lib.Splits, precision: str) -> dict:
     """The validation columns of an epoch's row. Keras's val_loss adds the penalty at the epoch's
     end weights; val_data_loss is the cross-entropy alone, which compares across penalties."""
-    end_penalty = kernel_penalty(state.model, cfg.l2, cfg.l1, cfg.penalty_scope).item()
+    end_penalty = state.regularizers.penalty(state.model).item()
     if splits.val is None:
         return {"val_loss": None, "val_acc": None, "val_ece": None, "val_data_loss": None}
     scores = evaluate(state.evaluated, *splits.val, cfg.eval_batch_size, precision)
@@ -490,7 +493,7 @@ def _callbacks(ctx: RunContext, state: TrainState, cfg: Config, trackers: Tracke
     # trackers, the line. At the end: the figure, metrics.json (the run is finished once it
     # exists), then the trackers, which upload both.
     jobs = [WeightsSaver(ctx, state), CheckpointSaver(ctx, state), HistoryWriter(ctx, state),
-            CurvesFigure(ctx, state, vars(cfg)), MetricsWriter(ctx), TrackerLog(trackers, ctx.run),
+            CurvesFigure(ctx, state, cfg.settings()), MetricsWriter(ctx), TrackerLog(trackers, ctx.run),
             EpochLine(cfg.epochs, ctx.log)]
     if cfg.early_stop:
         jobs.append(EarlyStop(ctx, state, cfg.early_stop, cfg.monitor, cfg.epochs))

@@ -53,7 +53,7 @@ def main():
     for step in range(3 + args.steps):
         marks = [time.perf_counter()]
         idx = order[step % len(order)]
-        xb, target = augment(x_train[idx], y_train[idx], idx, step)
+        xb, target = augment(x_train[idx], idx, step), y_train[idx]
         xb = xb.contiguous(memory_format=torch.channels_last)
         sync(), marks.append(time.perf_counter())
         with autocast(device, precision):

@@ -27,27 +27,34 @@ import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from scipy import stats
 
 from regulab.analysis import Design, judge
+from regulab.figures import save_figure
+from regulab.files import between_markers
 from regulab.study import load_study
 from regulab.sweeps import sweep
 
 RESULTS = Path(__file__).parent / "results"
+FIGURE = Path(__file__).parent.parent / "docs" / "real-error-rates.png"
+PAGE = Path(__file__).parent.parent / "docs" / "statistics.md"
+MARKERS = ("<!-- real error rates: written by bench/real_error_rates.py", "<!-- end of real error rates -->")
 DESIGNS = {"3 seeds": Design(seeds=3, margin=0.005), "10 seeds": Design(seeds=10, margin=0.005),
            "3 to 6 seeds, Pocock": Design(seeds=3, max_seeds=6, seeds_per_round=1, margin=0.005)}
 
 
-def train(pool: Path, runs: int, epochs: int, jobs: int) -> dict[int, dict[int, float]]:
-    """Train (or find) seeds 0..runs-1 at `epochs` and `epochs + 1`; test accuracy by epochs, by seed."""
+def train(pool: Path, runs: int, epochs: int, jobs: int, precision: str) -> tuple[dict[int, dict[int, float]], list[str]]:
+    """Train (or find) seeds 0..runs-1 at `epochs` and `epochs + 1`; test accuracy by epochs, by
+    seed, and the machines the runs trained on."""
     folder = pool / "plan"
     sweep(["seed-noreg"], folder, {"epochs": [epochs, epochs + 1]}, runs,
-          {"data": "cifar10-mini", "precision": "fp32"}, jobs=jobs, runs_dir=pool / "runs")
+          {"data": "cifar10-mini", "precision": precision}, jobs=jobs, threads=1 if jobs else 0, runs_dir=pool / "runs")
     _, finished = load_study(folder)
     out: dict[int, dict[int, float]] = {}
     for r in finished:
         out.setdefault(r["config"]["epochs"], {})[r["seed"]] = r["metrics"]["test_acc"]
-    return out
+    return out, sorted({r["metrics"]["machine"] for r in finished})
 
 
 def rate(hits: int, draws: int, independent: int) -> dict:
@@ -96,6 +103,48 @@ def measure(accs: dict[int, dict[int, float]], epochs: int, draws: int, seed: in
     return rows
 
 
+def table(rows: list[dict], runs: int, epochs: int, precision: str) -> str:
+    """The rates as a markdown table: each with its exact interval over the draws and over the
+    independent studies the pool holds (the honest one)."""
+    lines = [f"{runs} runs per arm, seed-noreg on cifar10-mini, {epochs} and {epochs + 1} epochs, {precision}; "
+             f"{rows[0]['draws']} studies drawn per row.", "",
+             "| design | truth | true effect | rate of better/worse (placebo) or better (effect) | 95%, draws | "
+             "95%, independent studies | coverage of the truth [95%, independent] | mean seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        hit, cover = r.get("better_or_worse") or r["better"], r["coverage"]
+        lines.append(f"| {r['design']} | {r['truth']} | {100 * r['true_effect']:+.2f} points | {hit['rate']:.3f} | "
+                     f"[{hit['ci_draws'][0]:.3f}, {hit['ci_draws'][1]:.3f}] | [{hit['ci_independent'][0]:.3f}, "
+                     f"{hit['ci_independent'][1]:.3f}] (n={hit['independent']}) | {cover['rate']:.3f} "
+                     f"[{cover['ci_independent'][0]:.3f}, {cover['ci_independent'][1]:.3f}] | {r['mean_seeds']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows: list[dict], runs: int) -> Figure:
+    """Each design's rate of false verdicts (placebo), its power (one epoch more) and the coverage of
+    its intervals, with the exact binomial intervals over the independent studies (thick) and
+    over the draws (thin)."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    panels = fig.subplots(1, 3, sharey=True)
+    names = list(DESIGNS)
+    for ax, (title, truth, key, target) in zip(panels, (
+            ("false better/worse, no difference", "no difference (placebo pairs)", "better_or_worse", 0.05),
+            ("power: better, one epoch more", "one epoch more", "better", None),
+            ("coverage of the truth, no difference", "no difference (placebo pairs)", "coverage", 0.95))):
+        for i, name in enumerate(names):
+            r = next(r for r in rows if r["design"] == name and r["truth"] == truth)[key]
+            ax.plot([r["ci_independent"][0], r["ci_independent"][1]], [i, i], color="C0", linewidth=5, alpha=0.35)
+            ax.plot([r["ci_draws"][0], r["ci_draws"][1]], [i, i], color="C0", linewidth=1.5)
+            ax.plot(r["rate"], i, "o", color="C0")
+        if target is not None:
+            ax.axvline(target, color="black", linestyle="--", linewidth=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_title(title, fontsize="medium")
+    panels[0].set_yticks(range(len(names)), names)
+    fig.suptitle(f"Measured on {runs} real runs per arm (seed-noreg, cifar10-mini)", fontsize="medium")
+    return fig
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200, help="seeds per arm (default 200)")
@@ -103,24 +152,21 @@ def main() -> None:
     parser.add_argument("--pool", type=Path, default=Path("runs/real-error-rates"), help="where the runs go")
     parser.add_argument("--studies", type=int, default=2000, help="studies drawn per design and truth (default 2000)")
     parser.add_argument("--jobs", type=int, default=0, help="trainings at once (default: one per core)")
+    parser.add_argument("--precision", default="fp32", help="the runs' precision (default fp32)")
     parser.add_argument("--out", type=Path, default=RESULTS / "real_error_rates.json")
     args = parser.parse_args()
-    accs = train(args.pool, args.runs, args.epochs, args.jobs)
+    accs, machines = train(args.pool, args.runs, args.epochs, args.jobs, args.precision)
     rows = measure(accs, args.epochs, args.studies, seed=20261203)
-    print(f"\n{args.runs} runs per arm, seed-noreg on cifar10-mini, {args.epochs} and {args.epochs + 1} epochs, fp32\n")
-    print("| design | truth | true effect | rate of better/worse (placebo) or better (effect) [95%, draws] "
-          "[95%, independent studies] | coverage of the truth | mean seeds |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        hit = r.get("better_or_worse") or r["better"]
-        cover = r["coverage"]
-        print(f"| {r['design']} | {r['truth']} | {r['true_effect']:+.4f} | {hit['rate']:.3f} "
-              f"[{hit['ci_draws'][0]:.3f}, {hit['ci_draws'][1]:.3f}] [{hit['ci_independent'][0]:.3f}, "
-              f"{hit['ci_independent'][1]:.3f}] (n={hit['independent']}) | {cover['rate']:.3f} "
-              f"[{cover['ci_independent'][0]:.3f}, {cover['ci_independent'][1]:.3f}] | {r['mean_seeds']:.1f} |")
+    section = table(rows, args.runs, args.epochs, args.precision)
+    print(section)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs_per_arm": args.runs, "epochs": args.epochs, "rows": rows}, indent=2) + "\n")
-    print(f"\nwritten to {args.out}")
+    args.out.write_text(json.dumps({"runs_per_arm": args.runs, "epochs": args.epochs, "precision": args.precision,
+                                    "machines": machines, "rows": rows}, indent=2) + "\n")
+    save_figure(figure(rows, args.runs), FIGURE)
+    PAGE.write_text(between_markers(PAGE.read_text(), *MARKERS, f"\nThe runs trained on {'; '.join(machines)}.\n\n{section}\n"
+                                    "![Rates of false verdicts, power and coverage measured on real runs, with their "
+                                    "exact binomial intervals](real-error-rates.png)\n\n"))
+    print(f"\nwritten to {args.out} and {FIGURE}")
 
 
 if __name__ == "__main__":

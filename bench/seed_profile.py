@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from regulab import data as data_lib
 from regulab.config import make_config
 from regulab.evaluation import autocast
-from regulab.models import build_model, kernel_penalty
+from regulab.models import build_model
 from regulab.runtime import device_name, resolve_device
 from regulab.training import TrainState
 
@@ -68,11 +68,11 @@ def main() -> None:
 
     def step(i: int) -> None:
         idx = order[i % (len(order) - 1)]  # whole batches only
-        xb, target = state.augment(x_train[idx], y_train[idx], idx, 1) if state.augment else (x_train[idx], y_train[idx])
+        xb = state.augment(x_train[idx], idx, 1) if state.augment else x_train[idx]
+        xb, target = state.regularizers.before_batch(xb, y_train[idx])
         with autocast(device, args.precision):
             logits = state.model(xb.contiguous(memory_format=torch.channels_last)).float()
-        loss = F.cross_entropy(logits, target, reduction="mean") + kernel_penalty(state.model, cfg.l2, cfg.l1,
-                                                                                   cfg.penalty_scope)
+        loss = F.cross_entropy(logits, target, reduction="mean") + state.regularizers.penalty(state.model)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()

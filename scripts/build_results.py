@@ -19,6 +19,7 @@ import jinja2
 
 from regulab.analysis import Design, summarize
 from regulab.effects_report import factorial_result
+from regulab.files import between_markers
 from regulab.measures import MEASURES
 from regulab.stats import SequentialDesign
 from regulab.study import load_study
@@ -155,15 +156,13 @@ def render(template: str) -> str:
     return env.get_template(template).render()
 
 
-FINDINGS = ("<!-- findings: built by scripts/build_results.py from docs/findings.md.j2; edit that file -->\n",
-            "<!-- end of findings -->\n")
+FINDINGS = ("<!-- findings: built by scripts/build_results.py from docs/findings.md.j2; edit that file -->",
+            "<!-- end of findings -->")
 
 
 def readme(findings: str) -> str:
     """README.md with its findings section replaced by `findings`."""
-    text = README.read_text()
-    start, end = (text.index(marker) + (len(marker) if i == 0 else 0) for i, marker in enumerate(FINDINGS))
-    return text[:start] + findings + text[end:]
+    return between_markers(README.read_text(), *FINDINGS, findings)
 
 
 def built() -> dict[Path, str]:

@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "here), --threads CPUs reserved per run; needs regulab[ray] and a folder every node sees")
         _add_config_options(parser_, skip=SWEEP_OWN)
 
+    from regulab.measures import KEYS
+
     tune = command("tune", "choose a regularizer's strength by racing candidates over paired seeds",
                    "Every candidate of --space still in the race trains on the next seed, with the baseline (the "
                    "preset with the tuned settings off); from --first-look seeds on, a candidate leaves when the best "
@@ -191,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--max-runs", type=int, default=0, metavar="N", help="trainings at most, the fresh ones included "
                       "(default: as many as the race needs)")
     tune.add_argument("--alpha", type=float, default=0.05, help="the chance of dropping the best candidate (default 0.05)")
-    tune.add_argument("--primary", default="best_val_acc", help="what the race compares (default best_val_acc; never "
-                      "the test set, which judges the choice)")
+    tune.add_argument("--primary", default="best_val_acc", choices=[k for k in KEYS if not k.startswith("test")],
+                      help="what the race compares (default best_val_acc; never the test set, which judges the choice)")
     tune.add_argument("--out", type=Path, default=Path("runs/tune"), help="the report's folder (default runs/tune)")
     tune.add_argument("--runs-dir", type=Path, help="where the runs live (default OUT/runs)")
     tune.add_argument("--overwrite", action="store_true", help="replace the plan of a folder that holds another study")

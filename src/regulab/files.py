@@ -26,3 +26,13 @@ def atomic_write(path: Path, data: bytes) -> None:
 def cache_dir() -> Path:
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(root) / "regulab"
+
+
+def between_markers(text: str, start: str, end: str, inside: str) -> str:
+    """`text` with what lies between the line that holds `start` and the text `end` replaced by
+    `inside`: a built section of a hand-written page (the README's findings, a benchmark's table)."""
+    head, found, rest = text.partition(start)
+    if not found or end not in rest:
+        raise RegulabError(f"the page has no section between {start!r} and {end!r}; restore its markers")
+    marker_line, _, body = rest.partition("\n")
+    return head + start + marker_line + "\n" + inside + end + body.partition(end)[2]

@@ -116,7 +116,9 @@ def tune(preset: str, space: dict[str, list], folder: Path, overrides: dict | No
                            f"{tune_plan.first_look} seeds and 2 x {tune_plan.fresh_seeds} fresh runs take {first_cost}; "
                            "raise --max-runs, or give --space fewer values")
     racing = RacePlan(len(candidates), tune_plan.first_look, tune_plan.max_seeds, tune_plan.alpha)
-    identity = {"tune": preset, "space": space, "settings": overrides, "race": asdict(tune_plan)}
+    # What the tuning is; --max-runs is not: raising it continues the same race.
+    identity = {"presets": [preset], "grid": space, "settings": overrides,
+                "race": {k: v for k, v in asdict(tune_plan).items() if k != "max_runs"}}
 
     def next_round() -> bool:
         result = race(_scores(folder, candidates, tune_plan.primary), racing)

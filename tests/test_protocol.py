@@ -176,9 +176,10 @@ def test_the_example_trains_is_compared_with_a_baseline_and_is_a_factor(cifar_sa
     assert swept.returncode == 0, swept.stderr
     summary = (tmp_path / "s" / "summary.md").read_text()
     assert "erasing=0.5" in summary and "erasing=0" in summary
-    parts = regulab.factorial("seed-noreg", factors={"erase": {"erasing": (0.0, 0.5)}}, seeds=2,
-                              out=str(tmp_path / "f"), data=str(cifar_sample), epochs=1, regularizer_file=str(EXAMPLE))
-    assert [e["name"] for e in parts.effects()] == ["erase"]
+    parts = regulab.factorial("seed-noreg", factors={"erase": {"erasing": (0.0, 0.5)}, "bn": {"batch_norm": (False, True)}},
+                              seeds=2, out=str(tmp_path / "f"), data=str(cifar_sample), epochs=1,
+                              regularizer_file=str(EXAMPLE))
+    assert [e["name"] for e in parts.effects()][:2] == ["erase", "bn"]
 
 
 def test_a_tune_strength_outside_its_range_is_refused_before_anything_runs(registry, tmp_path):

@@ -290,10 +290,10 @@ def factorial(presets: str | list[str], *, factors: dict[str, dict[str, tuple]] 
     from regulab.sweeps import factorial_and_report, factorial_plan
 
     presets = [presets] if isinstance(presets, str) else list(presets)
+    fixed = _options(options, allowed={f.name for f in config_fields()} - set(SWEEP_OWN))  # a regularizer file first
     # Each level's settings checked by name and type, as a keyword option is.
     hand = [Factor(name, _options({k: v[0] for k, v in levels.items()}), _options({k: v[1] for k, v in levels.items()}))
             for name, levels in (factors or {}).items()]
-    fixed = _options(options, allowed={f.name for f in config_fields()} - set(SWEEP_OWN))
     fractional = factorial_plan(presets, hand, parse_fraction(fraction), allow_resolution_iii, fixed)
     design = Design(seeds, max_seeds, seeds_per_round, margin, primary, correction)
     factorial_and_report(presets, Path(out), fractional, seeds, fixed, max_runs=max_runs, confirmed=confirmed, jobs=jobs,

@@ -303,8 +303,9 @@ def factorial(presets: str | list[str], *, factors: dict[str, dict[str, tuple]] 
 
 class Tuning:
     """A tune folder: `chosen` (the candidate's label) and `chosen_point` (its settings),
-    `confidence_set` (the candidates that cannot be told from the best), `left_at`, `gains`
-    ({measure: {"race": interval, "fresh": interval}}), `runs`, `path`, `summary` and `figure`."""
+    `confidence_set` (the candidates that cannot be told from the best), `left_at`, `scores` (the
+    chosen one's) and `gains` (over the baseline; empty when the baseline is chosen), each
+    {measure: {"race": interval, "fresh": interval}}, `runs`, `path`, `summary` and `figure`."""
 
     def __init__(self, path: str | os.PathLike):
         from regulab.tuning import FIGURE, SUMMARY, TUNE_JSON
@@ -313,7 +314,7 @@ class Tuning:
         if not (self.path / TUNE_JSON).is_file():
             raise RegulabError(f"{self.path} holds no {TUNE_JSON}; run regulab.tune(..., out={str(self.path)!r}) first")
         self.result = json.loads((self.path / TUNE_JSON).read_text())
-        for key in ("chosen", "chosen_point", "confidence_set", "left_at", "gains", "runs"):
+        for key in ("chosen", "chosen_point", "confidence_set", "left_at", "scores", "gains", "runs"):
             setattr(self, key, self.result[key])
         self.summary, self.figure = (self.path / SUMMARY).read_text(), self.path / FIGURE
 

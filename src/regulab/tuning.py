@@ -190,7 +190,8 @@ def _scores(folder: Path, groups: list[Group], key: str) -> dict[str, list[float
 
 
 def write_tune_report(folder: Path, candidates: list[Group], baseline: Group, tune_plan: TunePlan) -> dict:
-    """tune.json, summary.md and race.png from the finished runs: the race, the choice, its gains."""
+    """tune.json, summary.md and race.png from the finished runs: the race, the choice, its score and
+    its gains."""
     racing = RacePlan(len(candidates), tune_plan.first_look, tune_plan.max_seeds, tune_plan.alpha)
     result = race(_scores(folder, candidates, tune_plan.primary), racing)
     _, runs = load_study(folder)
@@ -204,16 +205,22 @@ def write_tune_report(folder: Path, candidates: list[Group], baseline: Group, tu
            "confidence_set": result.alive, "left_at": result.left_at,
            "looks": [asdict(look) for look in result.looks], "runs": len({r["key"] for r in runs}),
            "full_grid_runs": len(groups) * tune_plan.max_seeds + tune_plan.fresh_seeds * (1 + (chosen is not baseline)),
-           "gains": {}}
+           "scores": {}, "gains": {}}
     if chosen is not None:
         race_seeds = range(result.seeds)
         fresh = range(tune_plan.max_seeds, tune_plan.max_seeds + tune_plan.fresh_seeds)
         metric = {(r["group"], r["seed"]): r["metrics"] for r in runs}
         for key in dict.fromkeys((tune_plan.primary, "test_acc")):
-            out["gains"][key] = {where: stats.t_interval([
-                metric[(chosen.label, s)][key] - metric[(baseline.label, s)][key] for s in seeds
-                if (chosen.label, s) in metric and (baseline.label, s) in metric])
-                for where, seeds in (("race", race_seeds), ("fresh", fresh))}
+            # The chosen candidate's own score, and its gain over the baseline (none when it is the
+            # baseline), each where the race chose it and on the fresh seeds.
+            out["scores"][key] = {where: stats.t_interval([metric[(chosen.label, s)][key] for s in seeds
+                                                            if (chosen.label, s) in metric])
+                                  for where, seeds in (("race", race_seeds), ("fresh", fresh))}
+            if chosen is not baseline:
+                out["gains"][key] = {where: stats.t_interval([
+                    metric[(chosen.label, s)][key] - metric[(baseline.label, s)][key] for s in seeds
+                    if (chosen.label, s) in metric and (baseline.label, s) in metric])
+                    for where, seeds in (("race", race_seeds), ("fresh", fresh))}
     atomic_write(folder / TUNE_JSON, (json.dumps(out, indent=2) + "\n").encode())
     if result.looks:
         atomic_write(folder / FIGURE, png_bytes(race_figure(result, measure(tune_plan.primary).heading)))
@@ -257,15 +264,23 @@ def summary(out: dict) -> str:
     left = ", ".join(f"{c} (at {n} seeds)" for c, n in out["left_at"].items())
     lines += [f"Left the race: {left or 'none'}.",
               f"Runs: {out['runs']}, against {out['full_grid_runs']} for every candidate on every seed.", ""]
-    rows = []
-    for key, gains in out["gains"].items():
-        for where, g in gains.items():
-            interval = f"[{100 * g['low']:+.2f}, {100 * g['high']:+.2f}]" if g["low"] is not None else "(one pair)"
-            mean = f"{100 * g['mean']:+.2f}" if g["mean"] is not None else "-"
-            rows.append([measure(key).heading, "the race's seeds (chose the candidate)" if where == "race"
-                         else "fresh seeds (chose nothing)", str(g["n"]), mean, interval])
-    if rows:
-        lines += ["Gain of the chosen candidate over the baseline (points, paired by seed, 95% t interval); the "
-                  "race's estimate is inflated by the choice, the fresh seeds' is not:", "",
-                  _markdown(["measure", "seeds", "n", "mean", "95% interval"], rows)]
+    for name, table, signed in (("score", out["scores"], False), ("gain", out["gains"], True)):
+        rows = []
+        for key, estimates in table.items():
+            for where, g in estimates.items():
+                interval = (f"[{100 * g['low']:{'+' if signed else ''}.2f}, {100 * g['high']:{'+' if signed else ''}.2f}]"
+                            if g["low"] is not None else "(one seed)")
+                mean = f"{100 * g['mean']:{'+' if signed else ''}.2f}" if g["mean"] is not None else "-"
+                rows.append([measure(key).heading, "the race's seeds (chose it)" if where == "race"
+                             else "fresh seeds (chose nothing)", str(g["n"]), mean, interval])
+        if rows and name == "score":
+            lines += ["The chosen candidate's mean (%, 95% t interval): on the seeds that chose it, the mean leans "
+                      "up with the choice (the winner's curse); on the fresh seeds it does not:", "",
+                      _markdown(["measure", "seeds", "n", "mean", "95% interval"], rows)]
+        elif rows:
+            lines += ["Its gain over the baseline (points, paired by seed, 95% t interval), estimated the same two "
+                      "ways:", "", _markdown(["measure", "seeds", "n", "mean", "95% interval"], rows)]
+    if out["chosen"] and out["chosen"] == out["baseline"]:
+        lines.append("The chosen candidate is the baseline (the best mean over the race's seeds); any other "
+                     "in the confidence set cannot be told from it.")
     return "\n".join(lines) + "\n"

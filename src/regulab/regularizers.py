@@ -156,7 +156,8 @@ class Regularizers:
         return model
 
     def state_dict(self) -> dict:
-        return {name: r.state_dict() for name, r in self.active.items() if r.state_dict() is not None}
+        states = {name: r.state_dict() for name, r in self.active.items()}
+        return {name: state for name, state in states.items() if state is not None}
 
     def load_state_dict(self, states: dict) -> None:
         for name, r in self.active.items():

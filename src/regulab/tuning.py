@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from regulab import stats
 from regulab.analysis import Design, measure
-from regulab.config import config_fields
+from regulab.config import SWEEP_OWN, config_fields
 from regulab.errors import RegulabError, unknown_name
 from regulab.figures import png_bytes
 from regulab.files import atomic_write
@@ -33,13 +33,12 @@ from regulab.study import Group, load_study, plan, run_key, setting_value, value
 from regulab.sweeps import train_groups
 
 TUNE_JSON, SUMMARY, FIGURE = "tune.json", "summary.md", "race.png"
-RACE_OWN = ("preset", "seed", "out", "threads", "model_file_sha256", "regularizer_file_sha256")
 
 
 def parse_space(specs: list[str], points: int = 6) -> dict[str, list]:
     """`--space NAME=V1,V2,...` (a grid) or `--space NAME=LOW:HIGH[:log]` (`points` values spread
     evenly, or evenly in the logarithm) as {setting: [values]}; one or two settings."""
-    fields = {f.name: f for f in config_fields() if f.name not in RACE_OWN}
+    fields = {f.name: f for f in config_fields() if f.name not in SWEEP_OWN}
     space: dict[str, list] = {}
     for spec in specs:
         name, sep, values = spec.partition("=")

@@ -32,6 +32,7 @@ from regulab.runtime import device_name, resolve_device
 from regulab.training import TrainState
 
 RESULTS = Path(__file__).parent / "results"
+CONVOLUTIONS = ("aten::mkldnn_convolution", "aten::convolution_backward")
 
 
 def matmul_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 20) -> float:
@@ -80,6 +81,7 @@ def main() -> None:
     with FlopCounterMode(display=False) as counter:
         step(0)
     flops_per_step = counter.get_total_flops()
+    conv_flops = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
     for i in range(10):  # warm-up: oneDNN's kernels and caches
         step(i)
     times = [_timed(lambda i=i: step(i)) for i in range(args.steps)]
@@ -94,6 +96,10 @@ def main() -> None:
     total = sum(e.self_cpu_time_total for e in events)
     top = [{"operator": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / min(args.steps, 40),
             "share": e.self_cpu_time_total / total, "calls_per_step": e.count / min(args.steps, 40)} for e in events[:15]]
+    # The convolutions' own rate (their operators' own time, oneDNN's kernels and PyTorch's wrapping
+    # of them) against everything else: how far fusing or removing the rest could take the step.
+    conv_seconds = sum(e.self_cpu_time_total for e in events if e.key in CONVOLUTIONS) / 1e6 / min(args.steps, 40)
+    conv_share_of_step = conv_seconds / (total / 1e6 / min(args.steps, 40))
     cpu = device_name(device)
     print(f"{cpu}, {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, PyTorch {torch.__version__}; "
           f"the seed's step at batch {cfg.batch_size} in {args.precision}")
@@ -101,6 +107,9 @@ def main() -> None:
           f"({flops_per_step / cfg.batch_size / 1e6:.0f} MFLOP an image), {rate:.0f} GFLOP/s")
     print(f"matrix-product ceiling, this sitting: fp32 {ceilings['fp32']:.0f}, bf16 {ceilings['bf16']:.0f} GFLOP/s; "
           f"the step reaches {rate / ceilings[args.precision]:.0%} of its precision's\n")
+    print(f"the convolutions: {conv_share_of_step:.0%} of the step's time at {conv_flops / conv_seconds / 1e9:.0f} GFLOP/s "
+          f"({conv_flops / conv_seconds / 1e9 / ceilings[args.precision]:.0%} of the ceiling); the rest of the step: "
+          f"{1 - conv_share_of_step:.0%}\n")
     print("| operator | ms per step (own time) | share | calls per step |\n|---|---|---|---|")
     for t in top:
         print(f"| {t['operator']} | {t['self_ms_per_step']:.2f} | {t['share']:.1%} | {t['calls_per_step']:.0f} |")
@@ -109,6 +118,8 @@ def main() -> None:
                                "torch": str(torch.__version__), "precision": args.precision,
                                "step_seconds": seconds, "flops_per_step": flops_per_step, "gflops": rate,
                                "ceilings_gflops": ceilings, "share_of_ceiling": rate / ceilings[args.precision],
+                               "convolutions": {"share_of_step": conv_share_of_step, "flops_per_step": conv_flops,
+                                                "gflops": conv_flops / conv_seconds / 1e9},
                                "operators": top}, indent=2) + "\n")
     print(f"\nwritten to {out}")
 

@@ -11,7 +11,10 @@ stack runs too: Keras 3, the same layers, L2 and Adam, model.fit for one epoch w
 in float32 (as the seed runs it) and with the mixed_bfloat16 policy; its second epoch is timed,
 so that tracing the graph is not counted. Runs alternate so drift in the machine hits all alike;
 the table gives medians, and the ratio of Keras's epoch time (with validation) to regulab's.
-JSON goes to bench/results/throughput.json.
+The same sitting measures each precision's ceiling (seed_profile.matmul_rate: a 2048x2048 matrix
+product on the same threads), and regulab's training rate in GFLOP/s (its images/s times the
+FLOPs of a training step counted by torch.utils.flop_counter) is printed as a share of it, so
+that both ratios travel to other CPUs. JSON goes to bench/results/throughput.json.
 """
 
 import argparse
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from regulab import data as data_lib
 from regulab.config import make_config
@@ -31,6 +35,10 @@ from regulab.evaluation import autocast
 from regulab.models import create_model
 from regulab.runtime import device_name, native_bf16
 from regulab.training import train
+
+from seed_profile import matmul_rate
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,22 +60,34 @@ def bare_epoch(splits, precision: str, batch_size: int) -> float:
     return len(y) / (time.perf_counter() - started)
 
 
-def regulab_epoch(splits, precision: str, data: str) -> tuple[float, float]:
+def flops_per_image(batch_size: int = 32) -> float:
+    """The seed network's training FLOPs an image (one forward and backward), counted exactly."""
+    model = create_model("seed-cnn")
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(batch_size, 3, 32, 32)).sum().backward()
+    return counter.get_total_flops() / batch_size
+
+
+def regulab_epoch(splits, precision: str, data: str, threads: int) -> tuple[float, float]:
     """One epoch of regulab's own training; returns (training images/s, epoch seconds with validation)."""
     with tempfile.TemporaryDirectory() as out:
-        cfg = make_config("seed", epochs=1, precision=precision, device="cpu", out=out, data=data)
+        cfg = make_config("seed", epochs=1, precision=precision, device="cpu", out=out, data=data,
+                          threads=threads)
         train(cfg, splits=splits, log=lambda *_: None, progress=False)
         row = json.loads((Path(out) / "history.json").read_text())[0]
     return row["images_per_s"], row["seconds"]
 
 
-def keras_epoch(splits, precision: str) -> float | None:
-    """Seconds of the second epoch (training and validation) of the seed in Keras, or None
-    where TensorFlow is not installed."""
+def keras_epoch(splits, precision: str, threads: int) -> float | None:
+    """Seconds of the second epoch (training and validation) of the seed in Keras on `threads`
+    threads, or None where TensorFlow is not installed."""
     try:
         import keras
+        import tensorflow as tf
     except ImportError:
         return None
+    if tf.config.threading.get_intra_op_parallelism_threads() != threads:  # settable once, before TF starts
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
     keras.utils.set_random_seed(0)
     layers, l2 = keras.layers, keras.regularizers.l2(1e-3)
@@ -95,6 +115,15 @@ def keras_epoch(splits, precision: str) -> float | None:
     return timer.seconds
 
 
+def keras_version() -> str | None:
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError:
+        return None
+    return f"Keras {keras.__version__}, TensorFlow {tf.__version__}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="CIFAR-10 archive (default: $REGULAB_DATA, cache, or download)")
@@ -110,6 +139,7 @@ def main():
     splits = data_lib.prepare(raw)
     cpu = torch.device("cpu")
     rows = []
+    flops = flops_per_image()
     for precision in args.precisions.split(","):
         if precision == "bf16" and not native_bf16(cpu):
             print("skipping bf16: this CPU has no native bf16 (emulated, neither regulab nor Keras would be "
@@ -118,28 +148,35 @@ def main():
         bare, tool, epoch_s, keras_s = [], [], [], []
         for _ in range(args.repeats):
             bare.append(bare_epoch(splits, precision, 32))
-            ips, seconds = regulab_epoch(splits, precision, raw.source)
+            ips, seconds = regulab_epoch(splits, precision, raw.source, torch.get_num_threads())
             tool.append(ips)
             epoch_s.append(seconds)
-            keras_s.append(keras_epoch(splits, precision))
+            keras_s.append(keras_epoch(splits, precision, torch.get_num_threads()))
         keras_median = statistics.median(keras_s) if None not in keras_s else None
-        rows.append({"precision": precision, "bare_images_per_s": statistics.median(bare),
+        ceiling = matmul_rate(DTYPES[precision]) * 1e9
+        rows.append({"precision": precision, "ceiling_gflops": ceiling / 1e9,
+                     "regulab_share_of_ceiling": statistics.median(tool) * flops / ceiling,
+                     "bare_images_per_s": statistics.median(bare),
                      "regulab_images_per_s": statistics.median(tool),
                      "regulab_over_bare": statistics.median(tool) / statistics.median(bare),
                      "regulab_epoch_seconds": statistics.median(epoch_s), "keras_epoch_seconds": keras_median,
                      "keras_over_regulab": keras_median / statistics.median(epoch_s) if keras_median else None,
                      "runs": {"bare": bare, "regulab": tool, "regulab_epoch_seconds": epoch_s, "keras_epoch_seconds": keras_s}})
 
-    print(f"{'precision':<10}{'bare img/s':>12}{'regulab img/s':>15}{'ratio':>8}{'epoch s (with val)':>20}"
-          f"{'Keras epoch s':>15}{'Keras / regulab':>17}")
+    print(f"{device_name(cpu)}, {torch.get_num_threads()} threads, PyTorch {torch.__version__}; "
+          f"a training step: {flops / 1e6:.0f} MFLOP an image")
+    print(f"{'precision':<10}{'bare img/s':>12}{'regulab img/s':>15}{'ratio':>8}{'ceiling GFLOP/s':>17}{'share':>7}"
+          f"{'epoch s (with val)':>20}{'Keras epoch s':>15}{'Keras / regulab':>17}")
     for r in rows:
         keras_columns = (f"{r['keras_epoch_seconds']:>15.1f}{r['keras_over_regulab']:>17.2f}" if r["keras_epoch_seconds"]
                          else f"{'(no TensorFlow)':>15}{'':>17}")
         print(f"{r['precision']:<10}{r['bare_images_per_s']:>12,.0f}{r['regulab_images_per_s']:>15,.0f}"
-              f"{r['regulab_over_bare']:>8.2f}{r['regulab_epoch_seconds']:>20.1f}{keras_columns}")
+              f"{r['regulab_over_bare']:>8.2f}{r['ceiling_gflops']:>17,.0f}{r['regulab_share_of_ceiling']:>7.0%}"
+              f"{r['regulab_epoch_seconds']:>20.1f}{keras_columns}")
     RESULTS.mkdir(exist_ok=True)
     info = {"machine": device_name(torch.device("cpu")), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "train_images": len(splits.train[1]), "repeats": args.repeats, "rows": rows}
+            "torch": torch.__version__, "keras": keras_version(),
+            "flops_per_image": flops, "train_images": len(splits.train[1]), "repeats": args.repeats, "rows": rows}
     (RESULTS / "throughput.json").write_text(json.dumps(info, indent=2) + "\n")
 
 

@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -12,6 +13,35 @@ def test_seed_cnn_shapes_and_parameter_count():
     model = create_model("seed-cnn")
     assert model(torch.zeros(5, 3, 32, 32)).shape == (5, 10)
     assert sum(p.numel() for p in model.parameters()) == 814_122  # as Keras's model.summary()
+
+
+def _pool_after_relu(model: nn.Sequential) -> nn.Sequential:
+    """The notebook's order: each max-pool moved back after the ReLU that follows it."""
+    mods = list(copy.deepcopy(model))
+    for i, (first, second) in enumerate(zip(mods, mods[1:])):
+        if isinstance(first, nn.MaxPool2d) and isinstance(second, nn.ReLU):
+            mods[i], mods[i + 1] = second, first
+    return nn.Sequential(*mods)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_pooling_before_the_relu_computes_the_notebooks_values_bit_for_bit(batch_norm, dtype):
+    torch.manual_seed(0)
+    model = create_model("seed-cnn", batch_norm=batch_norm)
+    notebook = _pool_after_relu(model)
+    assert [type(m) for m in notebook].index(nn.ReLU) < [type(m) for m in notebook].index(nn.MaxPool2d)
+    x = torch.randn(16, 3, 32, 32)
+    x[:, :, :8] = -5  # windows where every value is negative: there the ReLU's gradient must be 0 both ways
+    results = []
+    for net in (model, notebook):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            loss = net(x).float().square().sum()
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        results.append((loss, grads))
+    (loss, grads), (loss_nb, grads_nb) = results
+    assert torch.equal(loss, loss_nb)
+    assert all(torch.equal(g, g_nb) for g, g_nb in zip(grads, grads_nb))
 
 
 def test_keras_initialization():

@@ -91,6 +91,19 @@ def test_penalty_gradient_is_two_c_w():
     assert model.get_parameter("0.weight").grad is None  # the first conv carries no regularizer
 
 
+@pytest.mark.parametrize("l2, l1", [(1e-3, 0.0), (0.0, 1e-5), (1e-3, 1e-5)])
+def test_penalty_is_autograds_own_bit_for_bit(l2, l1):
+    torch.manual_seed(0)
+    model = create_model("seed-cnn")
+    kernels = [model.get_parameter(name) for name in model.seed_regularized]
+    plain = sum(l2 * w.float().square().sum() + l1 * w.float().abs().sum() for w in kernels)  # autograd's own
+    ours = kernel_penalty(model, l2=l2, l1=l1)
+    assert torch.equal(ours, torch.zeros(()) + plain)
+    upstream = 0.37  # any factor the loss puts on the penalty
+    for got, want in zip(torch.autograd.grad(upstream * ours, kernels), torch.autograd.grad(upstream * plain, kernels)):
+        assert torch.equal(got, want)
+
+
 def test_unknown_model_suggests_the_nearest_name():
     assert "seed-cnn" in MODELS
     with pytest.raises(RegulabError, match="unknown model 'seed_cnn'; did you mean 'seed-cnn'"):

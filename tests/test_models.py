@@ -70,6 +70,8 @@ def test_penalties_cover_exactly_the_kernels_in_scope(batch_norm):
     assert kernel_penalty(model, l1=1e-4).item() == pytest.approx(1e-4 * 0.5 * seed_kernels, rel=1e-6)
     assert kernel_penalty(model, l2=1e-3, scope="all").item() == pytest.approx(1e-3 * 0.25 * all_kernels, rel=1e-6)
     assert kernel_penalty(model).item() == 0
+    no_kernels = nn.Sequential(nn.BatchNorm2d(3), nn.Flatten())
+    assert kernel_penalty(no_kernels, l2=1e-3, scope="all").item() == 0
 
 
 def test_batch_norm_and_dropout_change_the_network_as_asked():

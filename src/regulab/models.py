@@ -128,9 +128,10 @@ def keras_init_(model: nn.Module) -> nn.Module:
 def kernel_penalty(model: nn.Module, l2: float = 0.0, l1: float = 0.0, scope: str = "seed") -> torch.Tensor:
     """Keras-style penalties added to the loss: l2 * sum(w ** 2) + l1 * sum(|w|) over the kernels
     in scope: 'seed', the ones the notebook regularizes, or 'all' conv and dense kernels."""
-    if not (l2 or l1):
+    kernels = regularized_kernels(model, scope) if l2 or l1 else []
+    if not kernels:
         return torch.zeros((), device=next(model.parameters()).device)
-    return _KernelPenalty.apply(l2, l1, *regularized_kernels(model, scope))
+    return _KernelPenalty.apply(l2, l1, *kernels)
 
 
 class _KernelPenalty(torch.autograd.Function):

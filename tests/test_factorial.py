@@ -12,6 +12,7 @@ from regulab.analysis import Design
 from regulab.cli import main
 from regulab.designs import Factor, FractionalDesign, factors_between
 from regulab.effects import analyze, estimate
+from regulab.effects_report import notes
 from regulab.stats import SequentialDesign
 
 
@@ -112,6 +113,26 @@ def test_blocks_short_of_the_plan_give_no_verdict():
     result = analyze(design, runs, Design(seeds=3, margin=0.005), planned_blocks=3)["measures"]["test_acc"]
     assert result["blocks"] == [0, 1] and not result["complete"]
     assert {r["verdict"] for r in result["effects"]} == {"interim"}
+
+
+def test_a_cell_from_another_machine_is_named_and_moves_every_effect_by_its_share(tmp_path):
+    """The notes name each machine's cells; an offset in one cell of a 16-cell fraction moves all
+    15 effects by an eighth of it, as the notes say."""
+    design = FractionalDesign.choose(factors("abcde"))
+    runs = synthetic_runs(design, [0.02, 0.06, 0.03, 0.005, 0.04], seeds=3, noise=0.003, rng=np.random.default_rng(3))
+    plan = Design(seeds=3, margin=0.005)
+    before = analyze(design, runs, plan, planned_blocks=3)["measures"]["test_acc"]["effects"]
+    for r in runs:
+        elsewhere = r["group"] in ("abcde", "(1)")
+        r["metrics"].update(machine="AMD EPYC" if elsewhere else "Intel Xeon", precision="fp32")
+        r["metrics"]["test_acc"] += 0.016 if r["group"] == "abcde" else 0
+    result = analyze(design, runs, plan, planned_blocks=3)
+    moved = [a["effect"] - b["effect"] for a, b in zip(result["measures"]["test_acc"]["effects"], before)]
+    assert moved == pytest.approx([0.016 / 8] * 15)
+    machines = sorted({(r["metrics"]["machine"], "fp32") for r in runs})
+    [_, _, _, _, said] = notes({**result, "plan": plan, "design": design, "runs": runs, "machines": machines})
+    assert said.startswith("Runs trained on: AMD EPYC (fp32): (1), abcde; Intel Xeon (fp32): a, abc,")
+    assert said.endswith("moves every effect by 1/8 of it.")
 
 
 def test_the_pooled_boundary_is_the_paired_one_when_the_residual_is_the_pairs_own():

@@ -36,7 +36,7 @@ def factorial_result(folder: Path, margin: float | None = None, correction: str 
     plan = Design.of(manifest, margin=margin, correction=correction, primary=primary)
     blocks = max(len(g["runs"]) for g in manifest["groups"])
     result = analyze(fractional, runs, plan, blocks)
-    machines = sorted({(r["metrics"].get("hardware") or "unrecorded", r["metrics"].get("precision")) for r in runs})
+    machines = sorted({(r["metrics"]["machine"], r["metrics"].get("precision")) for r in runs})
     return {"manifest": manifest, "design": fractional, "plan": plan, "runs": runs, "planned_blocks": blocks,
             "machines": machines, **result}
 
@@ -222,9 +222,16 @@ def notes(result: dict) -> list[str]:
                    f"{measure(plan.primary).heading} is undecided, up to {plan.max_seeds}; each p-value is adjusted for the "
                    f"looks at {', '.join(map(str, looks))} blocks by Pocock's boundary, calibrated for this pooled t "
                    "statistic, before Holm.")
-    machines = "; ".join(f"{name} ({precision})" for name, precision in result["machines"])
-    out.append(f"Runs trained on: {machines}. Each block's cells are one seed's; a run reused from the pool keeps the "
-               "machine it was trained on.")
+    cells = {machine: sorted({r["group"] for r in result["runs"] if (r["metrics"]["machine"], r["metrics"].get("precision"))
+                              == machine}) for machine in result["machines"]}
+    if len(cells) == 1:
+        out.append(f"Runs trained on: {result['machines'][0][0]} ({result['machines'][0][1]}). Each block's cells are one "
+                   "seed's on one machine.")
+    else:
+        out.append("Runs trained on: " + "; ".join(f"{name} ({precision}): {', '.join(cells[(name, precision)])}"
+                                                   for name, precision in result["machines"])
+                   + f". A run reused from the pool keeps the machine it was trained on; an offset between machines in "
+                   f"one cell moves every effect by 1/{len(fractional.matrix) // 2} of it.")
     return out
 
 

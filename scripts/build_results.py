@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 
 from regulab.analysis import Design, summarize
-from regulab.effects_report import factorial_result, notes
+from regulab.effects_report import effect_table, factorial_result, notes
 from regulab.files import between_markers
 from regulab.measures import MEASURES
 from regulab.stats import SequentialDesign
@@ -90,6 +90,11 @@ def pts_ci(cell: dict, digits: int = 2) -> str:
     return f"{pts(cell['mean'], digits)} [{pts(cell['low'], digits)}, {pts(cell['high'], digits)}]"
 
 
+def effect_ci(e: dict) -> str:
+    """A factorial effect in points with its interval: '+3.53 [+3.19, +3.86]'."""
+    return pts_ci({"mean": e["effect"], "low": e["low"], "high": e["high"]})
+
+
 def num(x: float, digits: int = 4) -> str:
     return f"{x:.{digits}f}"
 
@@ -147,14 +152,13 @@ def render(template: str) -> str:
     """One template rendered with the studies, the number formats and the helpers above."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE.parent), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pts=pts, pts_ci=pts_ci, num=num, sgn=sgn, ci=ci, p=p, word=word, heading=heading)
-    env.tests["verdict_is"] = lambda cell, verdict: cell["verdict"] == verdict
+    env.filters.update(pts=pts, pts_ci=pts_ci, effect_ci=effect_ci, num=num, sgn=sgn, ci=ci, p=p, word=word, heading=heading)
     env.globals.update(
         study=study, factorial=factorial, ratios=ratios, penalized=PENALIZED, verdicts=verdicts, said=said, cells=cells,
         nominal_level=lambda looks: SequentialDesign(tuple(looks)).nominal_level(),
         norms=lambda folder, group, baseline: norm_ratios(STUDY / folder, group, baseline),
-        device_effect=lambda first, second: device_effect(STUDY / first, STUDY / second), min=min, max=max, zip=zip,
-        factorial_notes=notes)
+        device_effect=lambda first, second: device_effect(STUDY / first, STUDY / second), min=min, max=max,
+        effect_table=effect_table, factorial_notes=notes)
     return env.get_template(template).render()
 
 

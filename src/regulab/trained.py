@@ -76,7 +76,7 @@ class TrainedRun:
         """uint8 (N, 3, S, S) images as the model saw its training data."""
         return data_lib.normalize(images, self.mean, self.std)
 
-    def probabilities(self, x: torch.Tensor, tta: int | None = None, batch_size: int = 1000) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor, tta: int | None = None, batch_size: int = 0) -> torch.Tensor:
         """Class probabilities of normalized images, in fp32, with the run's test-time augmentation
         (level and share of unsure images) unless `tta` says another level, which covers all."""
         if tta is None:

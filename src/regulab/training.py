@@ -436,8 +436,9 @@ def _train_in(ctx: RunContext, cfg: Config, model: nn.Module, splits: data_lib.S
     with ctx.cores, ctx.stop, _closing_on_failure(trackers):
         ctx.cores.adjust(log)
         state.machines.append({"from_epoch": len(state.history) + 1, **machine(ctx.device)})
+        threads = torch.get_num_threads()
         log(f"data: {splits.source}: {n_train:,} train, {len(splits.val[1]) if splits.val else 0:,} validation, "
-            f"{len(splits.test[1]):,} test; {ctx.device.type} {ctx.precision}, {torch.get_num_threads()} threads; "
+            f"{len(splits.test[1]):,} test; {ctx.device.type} {ctx.precision}, {threads} thread{'s' * (threads > 1)}; "
             f"run folder {run.path}")
         if workers.size > 1:
             log(f"data-parallel: {workers.size} workers ({dist.get_backend()}), each {cfg.batch_size // workers.size} "

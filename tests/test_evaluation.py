@@ -4,9 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from regulab.config import make_config
-from regulab.evaluation import ECE_BINS, GPU_EVAL_BATCH, eval_batch_size, evaluate, predict, reliability
-from regulab.models import build_model
+from regulab.evaluation import ECE_BINS, evaluate, predict, reliability
 
 
 def test_ece_of_an_overconfident_model_is_the_gap():
@@ -84,22 +82,3 @@ def test_tta_on_the_unsure_share_touches_only_the_least_confident_images():
     assert set(changed.nonzero().squeeze(1).tolist()) == set(least_sure.tolist())
     assert torch.equal(predict(model, x, 16, "fp32", tta=1, tta_unsure=0.25), quarter)  # plain computed if not given
     assert torch.equal(predict(model, x, 16, "fp32", tta=1, tta_unsure=1.0), everywhere)
-
-
-def test_a_cpu_evaluation_batch_keeps_the_largest_activation_within_16_mb():
-    # The seed network's largest activation is one image's 32 channels of 32x32: 128 KB in fp32,
-    # so 16 MB holds 128 images. A network whose outputs stay small is held to the GPU's 1000.
-    seed = build_model(make_config("seed"), 10, 32).to(memory_format=torch.channels_last)
-    assert eval_batch_size(seed, torch.zeros(5, 3, 32, 32)) == 16 * 2**20 // (4 * 32 * 32 * 32) == 128
-    assert eval_batch_size(FixedLogits(), torch.zeros(5, 3, 32, 32)) == GPU_EVAL_BATCH
-    assert [h for m in seed.modules() for h in m._forward_hooks] == []  # the probe leaves no hook behind
-
-
-def test_the_picked_batch_changes_fp32_logits_by_rounding_at_most():
-    # At another batch size oneDNN may pick another kernel and sum in another order: the last bits only.
-    torch.manual_seed(0)
-    seed = build_model(make_config("seed"), 10, 32).to(memory_format=torch.channels_last)
-    x = torch.randn(300, 3, 32, 32)
-    picked = predict(seed, x, 0, "fp32")
-    for batch in (1000, 7):
-        torch.testing.assert_close(picked, predict(seed, x, batch, "fp32"), rtol=1e-5, atol=1e-6)

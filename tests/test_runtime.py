@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from regulab.cli import main
 from regulab.errors import RegulabError
 from regulab.rundir import RunDir
-from regulab.runtime import CoreShare, device_name, resolve_device, usable_cores
+from regulab.runtime import CoreShare, device_name, heap_kept, resolve_device, usable_cores
 
 
 @pytest.fixture
@@ -143,3 +144,19 @@ def test_the_hardware_is_named_by_its_model(monkeypatch):
         assert device_name(torch.device("cpu")) in (models or {platform.processor() or platform.machine()})
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
     assert device_name(torch.device("cuda", 0)) == "NVIDIA H200"
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap's settings are glibc's")
+def test_within_heap_kept_a_freed_large_tensor_is_reused_and_outside_it_is_mapped_afresh():
+    def faults_of_ten_tensors() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(10):
+            torch.ones(64 * 2**20 // 4)  # 64 MB written through: over glibc's largest mapping threshold
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    outside = faults_of_ten_tensors()
+    with heap_kept():
+        faults_of_ten_tensors()  # the first grows the heap
+        inside = faults_of_ten_tensors()
+    after = faults_of_ten_tensors()
+    assert inside * 10 < outside and inside * 10 < after  # and glibc's defaults are back afterwards

@@ -154,8 +154,7 @@ class Config:
                              "TF32 on a GPU), bf16; the final test is scored in fp32 either way")
     threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)")
     deterministic: bool = setting(False, "only deterministic kernels, so equal seeds give bit-equal runs")
-    eval_batch_size: int = setting(0, "images per batch when evaluating; 0 picks for the device (1000 on a GPU, on a "
-                                   "CPU as many as keep each activation within 16 MB); scores differ by rounding at most")
+    eval_batch_size: int = setting(1000, "images per batch when evaluating: the speed, and the scores by rounding at most")
     tta: int = setting(0, "test-time augmentation of the final test: 0 off, 1 mirror, 2 mirror and 1-pixel shifts")
     tta_unsure: float = setting(1.0, "the share of test images that test-time augmentation re-scores: those the plain "
                                 "prediction is least confident of (1: all)")
@@ -193,8 +192,7 @@ class Config:
                  f"--{name.replace('_', '-')} must be in [{strength.low:g}, {strength.high:g}], not {value:g}")
         need(self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}")
         need(self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}")
-        need(self.eval_batch_size >= 0, f"--eval-batch-size must be 0 (pick for the device) or more, not "
-                                        f"{self.eval_batch_size}")
+        need(self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, not {self.eval_batch_size}")
         need(self.lr > 0, f"--lr must be positive, not {self.lr}")
         need(self.l2 >= 0, f"--l2 must be zero or positive, not {self.l2}")
         need(0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), not {self.val_fraction}")
@@ -500,6 +498,7 @@ def fast() -> dict:
         "weight_decay": 2e-6 * _MUON_BATCH / _MUON_HEAD_LR,  # a shrink of 0.004 per step, whatever the lr
         "schedule": "linear", "decay_to": 0.0,  # straight down from the first step: no warm-up, no lookahead
         "tta": 2, "tta_unsure": 0.25,  # mirror and shifts, where the plain prediction is least sure
+        "eval_batch_size": 2000,
     }
 
 
@@ -516,4 +515,5 @@ def fast_sgd() -> dict:
         "schedule": "onecycle", "warmup_epochs": 2.3, "warmup_from": 0.2, "decay_to": 0.07,
         "lookahead": 5,            # airbench94's weight averaging: every 5 steps, ramping in over the run
         "tta": 2,                  # mirror and 1-pixel shifts at test time: about +0.8 point
+        "eval_batch_size": 2000,
     }

@@ -13,12 +13,6 @@ from torch import nn
 
 # Guo et al. (2017) and most papers since report ECE over 15 equal-width confidence bins.
 ECE_BINS = 15
-# glibc serves every allocation over 32 MB from a fresh mapping and unmaps it when freed, so an
-# evaluation batch whose activations are larger page-faults through each of them on every batch.
-# On the 2-core Xeon the seed network's fp32 validation took 1.6x as long at 1000 images a batch
-# (64 MB activations in fp32) as at 128 (16 MB), and bf16's 1.9x.
-CPU_ACTIVATION_BYTES = 16 * 2**20
-GPU_EVAL_BATCH = 1000
 
 
 class Scores(NamedTuple):
@@ -71,41 +65,15 @@ def reliability(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE
 
 
 @torch.no_grad()
-def eval_batch_size(model: nn.Module, x: torch.Tensor) -> int:
-    """Images per evaluation batch for `model` on images like `x`'s: GPU_EVAL_BATCH on a GPU; on a
-    CPU, as many as keep its largest activation, counted in fp32, within CPU_ACTIVATION_BYTES
-    (the largest any of its modules outputs for one image), and no more than GPU_EVAL_BATCH."""
-    device = next(model.parameters()).device
-    if device.type != "cpu":
-        return GPU_EVAL_BATCH
-    largest = 0
-
-    def note(module: nn.Module, inputs, output) -> None:
-        nonlocal largest
-        if isinstance(output, torch.Tensor):
-            largest = max(largest, output[0].numel())
-
-    hooks = [m.register_forward_hook(note) for m in model.modules()]
-    try:
-        model(x[:1].to(device).contiguous(memory_format=torch.channels_last))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return max(1, min(GPU_EVAL_BATCH, CPU_ACTIVATION_BYTES // (4 * largest)))
-
-
-@torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int, precision: str, tta: int = 0,
             tta_unsure: float = 1.0, plain: torch.Tensor | None = None) -> torch.Tensor:
     """Float logits of every image, on the model's device, averaged over `tta_views` for the
     share `tta_unsure` of the images whose plain prediction is least confident (all of them at
     1). A confident prediction rarely changes under a mirror or a shift, so test-time
     augmentation spent on the unsure ones alone buys most of its gain for a fraction of its time.
-    `plain` may give the plain logits (tta 0), where they are at hand already. `batch_size` 0
-    picks one for the device (`eval_batch_size`); any other is used as given."""
+    `plain` may give the plain logits (tta 0), where they are at hand already."""
     model.eval()
     device = next(model.parameters()).device
-    batch_size = batch_size or eval_batch_size(model, x)
 
     def logits_of(images: torch.Tensor, level: int) -> torch.Tensor:
         out = []

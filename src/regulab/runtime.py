@@ -4,6 +4,7 @@ cleanly on a signal."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import functools
 import json
@@ -137,6 +138,44 @@ def resolve_precision(name: str, device: torch.device) -> tuple[str, str | None]
     if name == "bf16" and not native:
         return name, f"bf16 was asked for but this {device.type} has no native bf16: it will be emulated and slow"
     return name, None
+
+
+# glibc's mallopt parameters and their defaults (malloc.h), to put back when a run ends.
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
+KEPT_BYTES = 2**30  # freed memory at the heap's top beyond this still goes back to the system
+
+
+@contextlib.contextmanager
+def heap_kept():
+    """Within it, memory a CPU step frees stays in the process for the next step's tensors.
+
+    glibc serves each allocation over 32 MB from a fresh mapping and unmaps it when freed, and
+    gives the heap's freed top back beyond 128 KB, so a step whose activations are that large
+    faults in every 4 KB page of them again on every step: fast-net at batch 2,000 in bf16 on the
+    2-core Xeon took 780,000 page faults and 1.5 s of kernel time in a 2.6 s step, and 1.7 s with
+    the heap kept. Afterwards the defaults return and the freed memory goes back to the system.
+    Elsewhere than glibc (macOS, musl) it does nothing.
+    """
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, KEPT_BYTES)
+    try:
+        yield
+    finally:
+        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _glibc():
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    return ctypes.CDLL(None)
 
 
 class StopOnSignal:

@@ -26,6 +26,7 @@ from regulab.folders import IMAGE_SUFFIXES, BadImage, is_image_folder, to_rgb_sq
 from regulab.folders import read_image as read_image_file
 from regulab.models import build_model
 from regulab.rundir import BEST_WEIGHTS, METRICS, RunDir
+from regulab.runtime import heap_kept
 
 EVALUATION, CONFUSION, MISTAKES, RELIABILITY = "evaluation.json", "confusion.png", "misclassified.png", "reliability.png"
 
@@ -76,7 +77,7 @@ class TrainedRun:
         """uint8 (N, 3, S, S) images as the model saw its training data."""
         return data_lib.normalize(images, self.mean, self.std)
 
-    def probabilities(self, x: torch.Tensor, tta: int | None = None, batch_size: int = 0) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor, tta: int | None = None, batch_size: int = 1000) -> torch.Tensor:
         """Class probabilities of normalized images, in fp32, with the run's test-time augmentation
         (level and share of unsure images) unless `tta` says another level, which covers all."""
         if tta is None:
@@ -93,7 +94,8 @@ def evaluate_run(path: str | os.PathLike, data: str | None = None, tta: int | No
     trained = TrainedRun.load(path)
     raw = trained.test_data(data)
     classes = trained.classes
-    probs = trained.probabilities(trained.normalize(raw.x_test), tta)
+    with heap_kept():
+        probs = trained.probabilities(trained.normalize(raw.x_test), tta)
     labels = torch.from_numpy(raw.y_test)
     predicted = probs.argmax(1)
     k = len(classes)

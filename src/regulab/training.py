@@ -5,9 +5,9 @@ loss and included in the reported `loss`, a fresh shuffle each epoch with the la
 batch kept, and epoch metrics averaged over every sample seen while the weights moved (as
 Keras's progress bar does). What is fast about it: the data set lives in memory as one tensor,
 batches are gathered by index, bf16 autocast and channels_last where the chip supports bf16, a
-fused optimizer, and no value read back to the host in the step loop: the NaN guard and the
-progress bar look at the device's sums every CHECK_EVERY steps, and random numbers are drawn
-where the data is.
+fused optimizer, the memory a step frees kept for the next (`runtime.heap_kept`), and no value
+read back to the host in the step loop: the NaN guard and the progress bar look at the device's
+sums every CHECK_EVERY steps, and random numbers are drawn where the data is.
 
 Read top to bottom: `TrainState` (everything a checkpoint holds), `RunContext` (what the run
 computes on and writes to), `train_one_epoch` (the step loop), `epoch_row` and `validate`, then
@@ -65,7 +65,7 @@ from regulab.rundir import (
     RunDir,
     matching_state,
 )
-from regulab.runtime import CoreShare, StopOnSignal, device_name, machine, resolve_device, resolve_precision
+from regulab.runtime import CoreShare, StopOnSignal, device_name, heap_kept, machine, resolve_device, resolve_precision
 from regulab.tracking import Trackers
 from regulab.tracking import check_available as check_tracking
 
@@ -433,7 +433,7 @@ def _train_in(ctx: RunContext, cfg: Config, model: nn.Module, splits: data_lib.S
     n_train = len(y_train)
 
     resumed_after = len(state.history)
-    with ctx.cores, ctx.stop, _closing_on_failure(trackers):
+    with ctx.cores, ctx.stop, heap_kept(), _closing_on_failure(trackers):
         ctx.cores.adjust(log)
         state.machines.append({"from_epoch": len(state.history) + 1, **machine(ctx.device)})
         threads = torch.get_num_threads()

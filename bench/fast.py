@@ -1,6 +1,7 @@
 """The fast presets over several seeds on the real CIFAR-10: the 94% goal, measured.
 
     python bench/fast.py [--presets fast:5 fast-sgd:3 fast+epochs=8:5] [--epochs N] [--data PATH] [--device auto] [--threads N]
+                         [--json PATH [--resume]]
 
 Trains each preset (NAME:SEEDS, seeds 0, 1, ...; NAME+SETTING=VALUE+... for a variant, any
 `regulab train` option) on all 50,000 training images and tests it on
@@ -62,6 +63,13 @@ def summarize(runs: list[dict], plan: dict[str, int]) -> tuple[list[str], list[d
     return lines, summary
 
 
+def write(path: Path, machine: dict, plan: dict[str, int], runs: list[dict]) -> tuple[list[str], list[dict]]:
+    lines, summary = summarize(runs, plan)
+    path.write_text(json.dumps({"machine": machine, "plan": plan, "runs": runs, "summary": summary, "table": lines},
+                               indent=2))
+    return lines, summary
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["fast:3"], help="NAME:SEEDS, taking turns seed by seed")
@@ -71,6 +79,8 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per run (default: its share of the free cores; "
                         "give the core count where a paused study still counts as running)")
     parser.add_argument("--json", type=Path, default=None, help="default bench/results/fast[_cuda].json")
+    parser.add_argument("--resume", action="store_true", help="keep the runs the JSON file has (from this machine) and "
+                        "train only the seeds it lacks: a bench interrupted, or extended to more seeds")
     args = parser.parse_args()
 
     plan = {name: int(seeds) for name, _, seeds in (p.rpartition(":") for p in args.presets)}
@@ -83,8 +93,14 @@ def main():
     path = args.json or HERE / "results" / f"fast{'_cuda' if device.type == 'cuda' else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     runs = []
+    if args.resume and path.exists():
+        earlier = json.loads(path.read_text())
+        if earlier["machine"] != machine:
+            raise SystemExit(f"{path} holds runs from {earlier['machine']}, not this {machine}; pass another --json")
+        runs = [r for r in earlier["runs"] if r["preset"] in plan]
+    done = {(r["preset"], r["seed"]) for r in runs}
     for seed in range(max(plan.values())):
-        for preset in [name for name, seeds in plan.items() if seed < seeds]:
+        for preset in [name for name, seeds in plan.items() if seed < seeds and (name, seed) not in done]:
             out = HERE / "out" / f"{preset}_{device.type}_s{seed}"  # weights stay out of git
             started = time.perf_counter()
             name, overrides = variants[preset]
@@ -99,10 +115,9 @@ def main():
                          "median_images_per_s": m["median_images_per_s"], "precision": m["precision"],
                          "config": {k: v for k, v in vars(cfg).items() if k not in ("data", "out")}})
             print(f"{preset} seed {seed}: {runs[-1]['wall_seconds']:.0f} s, test acc {m['test_acc_tta']:.4f}", flush=True)
-            lines, summary = summarize(runs, plan)  # written after every run: an hours-long bench loses none
-            path.write_text(json.dumps({"machine": machine, "plan": plan, "runs": runs, "summary": summary,
-                                        "table": lines}, indent=2))
+            write(path, machine, plan, runs)  # after every run: an hours-long bench loses none
 
+    lines, summary = write(path, machine, plan, runs)
     print("\n".join(lines))
     reference = summary[-1]
     for s in summary:

@@ -154,7 +154,8 @@ class Config:
                              "TF32 on a GPU), bf16; the final test is scored in fp32 either way")
     threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)")
     deterministic: bool = setting(False, "only deterministic kernels, so equal seeds give bit-equal runs")
-    eval_batch_size: int = setting(1000, "images per batch when evaluating: the speed, and the scores by rounding at most")
+    eval_batch_size: int = setting(1000, "images per batch when evaluating; it changes the speed, and the scores by "
+                                   "rounding at most")
     tta: int = setting(0, "test-time augmentation of the final test: 0 off, 1 mirror, 2 mirror and 1-pixel shifts")
     tta_unsure: float = setting(1.0, "the share of test images that test-time augmentation re-scores: those the plain "
                                 "prediction is least confident of (1: all)")

@@ -154,7 +154,8 @@ def heap_kept():
     gives the heap's freed top back beyond 128 KB, so a step whose activations are that large
     faults in every 4 KB page of them again on every step: fast-net at batch 2,000 in bf16 on the
     2-core Xeon took 780,000 page faults and 1.5 s of kernel time in a 2.6 s step, and 1.7 s with
-    the heap kept. Afterwards the defaults return and the freed memory goes back to the system.
+    the heap kept. Afterwards glibc's default limits return (its threshold for a fresh mapping,
+    which adapts by default, then stays where it was) and the freed memory goes back to the system.
     Elsewhere than glibc (macOS, musl) it does nothing.
     """
     libc = _glibc()

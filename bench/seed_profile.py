@@ -1,9 +1,9 @@
 """Where the seed network's training step spends its time, by operator, in bf16 or fp32 on this
 CPU, beside the ceiling the same sitting measures: a 2048x2048 matrix product's rate in each
 precision on the same threads. The step is regulab's (TrainState.start: the seed's network,
-Keras's Adam, the L2 penalty on its kernels, channels-last, autocast), at batch 32; its work is
-counted exactly (torch.utils.flop_counter over one forward and backward), so the step's rate over
-the ceiling is a ratio that travels to other CPUs.
+Keras's Adam, the L2 penalty on its kernels, channels-last, autocast, within heap_kept), at batch
+32; its work is counted exactly (torch.utils.flop_counter over one forward and backward), so the
+step's rate over the ceiling is a ratio that travels to other CPUs.
 
     python bench/seed_profile.py [--precision bf16] [--steps 100] [--threads 2]   # on a quiet machine
 
@@ -28,7 +28,7 @@ from regulab import data as data_lib
 from regulab.config import make_config
 from regulab.evaluation import autocast
 from regulab.models import build_model
-from regulab.runtime import device_name, resolve_device
+from regulab.runtime import device_name, heap_kept, resolve_device
 from regulab.training import TrainState
 
 RESULTS = Path(__file__).parent / "results"
@@ -56,6 +56,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    with heap_kept():  # as every training runs
+        profile_step(args)
+
+
+def profile_step(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
 

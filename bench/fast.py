@@ -63,11 +63,10 @@ def summarize(runs: list[dict], plan: dict[str, int]) -> tuple[list[str], list[d
     return lines, summary
 
 
-def write(path: Path, machine: dict, plan: dict[str, int], runs: list[dict]) -> tuple[list[str], list[dict]]:
+def write(path: Path, machine: dict, plan: dict[str, int], runs: list[dict]) -> None:
     lines, summary = summarize(runs, plan)
     path.write_text(json.dumps({"machine": machine, "plan": plan, "runs": runs, "summary": summary, "table": lines},
                                indent=2))
-    return lines, summary
 
 
 def main():
@@ -97,7 +96,7 @@ def main():
         earlier = json.loads(path.read_text())
         if earlier["machine"] != machine:
             raise SystemExit(f"{path} holds runs from {earlier['machine']}, not this {machine}; pass another --json")
-        runs = [r for r in earlier["runs"] if r["preset"] in plan]
+        runs = earlier["runs"]  # every one kept; the summary reads those of this plan's presets
     done = {(r["preset"], r["seed"]) for r in runs}
     for seed in range(max(plan.values())):
         for preset in [name for name, seeds in plan.items() if seed < seeds and (name, seed) not in done]:
@@ -117,7 +116,7 @@ def main():
             print(f"{preset} seed {seed}: {runs[-1]['wall_seconds']:.0f} s, test acc {m['test_acc_tta']:.4f}", flush=True)
             write(path, machine, plan, runs)  # after every run: an hours-long bench loses none
 
-    lines, summary = write(path, machine, plan, runs)
+    lines, summary = summarize(runs, plan)
     print("\n".join(lines))
     reference = summary[-1]
     for s in summary:

@@ -5,10 +5,13 @@ Keras's Adam, the L2 penalty on its kernels, channels-last, autocast, within hea
 32; its work is counted exactly (torch.utils.flop_counter over one forward and backward), so the
 step's rate over the ceiling is a ratio that travels to other CPUs.
 
-    python bench/seed_profile.py [--precision bf16] [--steps 100] [--threads 2]   # on a quiet machine
+    python bench/seed_profile.py [--precision bf16] [--steps 100] [--threads 2] [--compile]   # on a quiet machine
 
 Prints the operators by their own time (share of the profiled steps), the step's GFLOP/s and its
-share of the ceiling, and writes bench/results/seed_profile_<precision>.json.
+share of the ceiling, and writes bench/results/seed_profile_<precision>[_compiled].json. With
+--compile the network runs through torch.compile (inductor's defaults; the penalty and the
+optimizer stay eager, as the compiled network's parameters are the same tensors): whether fusing
+the step's small operators pays on this CPU. Its compilation runs in the warm-up, untimed.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="the network through torch.compile")
     args = parser.parse_args()
     with heap_kept():  # as every training runs
         profile_step(args)
@@ -71,13 +75,14 @@ def profile_step(args: argparse.Namespace) -> None:
     model = build_model(cfg, len(splits.classes), splits.image_size)
     state = TrainState.start(cfg, model, x_train, len(splits.classes), (splits.mean, splits.std))
     order = torch.randperm(len(y_train)).split(cfg.batch_size)
+    net = state.model  # compiled below, once the eager step has been counted
 
     def step(i: int) -> None:
         idx = order[i % (len(order) - 1)]  # whole batches only
         xb = state.augment(x_train[idx], idx, 1) if state.augment else x_train[idx]
         xb, target = state.regularizers.before_batch(xb, y_train[idx])
         with autocast(device, args.precision):
-            logits = state.model(xb.contiguous(memory_format=torch.channels_last)).float()
+            logits = net(xb.contiguous(memory_format=torch.channels_last)).float()
         loss = F.cross_entropy(logits, target, reduction="mean") + state.regularizers.penalty(state.model)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -87,6 +92,8 @@ def profile_step(args: argparse.Namespace) -> None:
         step(0)
     flops_per_step = counter.get_total_flops()
     conv_flops = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
+    if args.compile:
+        net = torch.compile(state.model)
     for i in range(10):  # warm-up: oneDNN's kernels and caches
         step(i)
     times = [_timed(lambda i=i: step(i)) for i in range(args.steps)]
@@ -107,7 +114,7 @@ def profile_step(args: argparse.Namespace) -> None:
     conv_share_of_step = conv_seconds / (total / 1e6 / min(args.steps, 40))
     cpu = device_name(device)
     print(f"{cpu}, {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, PyTorch {torch.__version__}; "
-          f"the seed's step at batch {cfg.batch_size} in {args.precision}")
+          f"the seed's step at batch {cfg.batch_size} in {args.precision}{', network compiled' if args.compile else ''}")
     print(f"\nstep: {1000 * seconds:.1f} ms (median of {args.steps}), {flops_per_step / 1e9:.2f} GFLOP "
           f"({flops_per_step / cfg.batch_size / 1e6:.0f} MFLOP an image), {rate:.0f} GFLOP/s")
     print(f"matrix-product ceiling, this sitting: fp32 {ceilings['fp32']:.0f}, bf16 {ceilings['bf16']:.0f} GFLOP/s; "
@@ -118,9 +125,9 @@ def profile_step(args: argparse.Namespace) -> None:
     print("| operator | ms per step (own time) | share | calls per step |\n|---|---|---|---|")
     for t in top:
         print(f"| {t['operator']} | {t['self_ms_per_step']:.2f} | {t['share']:.1%} | {t['calls_per_step']:.0f} |")
-    out = RESULTS / f"seed_profile_{args.precision}.json"
+    out = RESULTS / f"seed_profile_{args.precision}{'_compiled' if args.compile else ''}.json"
     out.write_text(json.dumps({"cpu": cpu, "capability": torch.backends.cpu.get_cpu_capability(), "threads": args.threads,
-                               "torch": str(torch.__version__), "precision": args.precision,
+                               "torch": str(torch.__version__), "precision": args.precision, "compiled": args.compile,
                                "step_seconds": seconds, "flops_per_step": flops_per_step, "gflops": rate,
                                "ceilings_gflops": ceilings, "share_of_ceiling": rate / ceilings[args.precision],
                                "convolutions": {"share_of_step": conv_share_of_step, "flops_per_step": conv_flops,

@@ -146,17 +146,28 @@ def test_the_hardware_is_named_by_its_model(monkeypatch):
     assert device_name(torch.device("cuda", 0)) == "NVIDIA H200"
 
 
+def faults_of_ten_tensors() -> int:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        torch.ones(64 * 2**20 // 4)  # 64 MB written through: over glibc's largest mapping threshold
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap's settings are glibc's")
 def test_within_heap_kept_a_freed_large_tensor_is_reused_and_outside_it_is_mapped_afresh():
-    def faults_of_ten_tensors() -> int:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(10):
-            torch.ones(64 * 2**20 // 4)  # 64 MB written through: over glibc's largest mapping threshold
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
     outside = faults_of_ten_tensors()
     with heap_kept():
         faults_of_ten_tensors()  # the first grows the heap
         inside = faults_of_ten_tensors()
     after = faults_of_ten_tensors()
     assert inside * 10 < outside and inside * 10 < after  # and glibc's defaults are back afterwards
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap's settings are glibc's")
+def test_a_nested_heap_kept_leaves_the_outer_one_in_force():
+    outside = faults_of_ten_tensors()
+    with heap_kept():
+        with heap_kept():  # a run's evaluation within a notebook's training, say
+            faults_of_ten_tensors()
+        still_kept = faults_of_ten_tensors()
+    assert still_kept * 10 < outside
